@@ -1,0 +1,181 @@
+"""FER2013 CSV reader (``emotion,pixels,Usage``): vectorised parsing into uint8 arrays, cached as ``.npz``.
+
+The file is read in decompressed chunks on a background thread (zlib releases the GIL), while the main thread
+splits rows and hands all pixel text of a chunk to one ``np.fromstring`` call — no Python ``int()`` per pixel.
+"""
+
+from __future__ import annotations
+
+import gzip
+import queue
+import threading
+import warnings
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from fer_lightning.data.arrays import IMAGE_SIZE, SPLITS, FERArrays
+from fer_lightning.data.cache import cache_key, default_cache_dir, load_cached, save_cached
+from fer_lightning.emotions import NUM_CLASSES, USAGE_TO_SPLIT
+
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+HEADER = b"emotion,pixels,Usage"
+_CHUNK = 8 << 20
+_USAGE_CODES = {usage.encode(): SPLITS.index(split) for usage, split in USAGE_TO_SPLIT.items()}
+
+HOW_TO_GET = (
+    "Download FER2013 from Kaggle (challenges-in-representation-learning-facial-expression-recognition-challenge, "
+    "file fer2013.csv, or the image folders of msambare/fer2013) and set FER_DATA_DIR to the folder holding "
+    "fer2013/fer2013.csv (or fer2013.csv.gz), e.g. FER_DATA_DIR=../shared/data."
+)
+
+
+class FERDataError(ValueError):
+    """A data file is missing or malformed; the message names the file and, where it applies, the line."""
+
+
+def resolve_csv(path: str | Path) -> Path:
+    """``path`` itself, or the ``.csv.gz`` beside it when the plain CSV is absent."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    gz = path.with_name(path.name + ".gz")
+    if path.suffix == ".csv" and gz.is_file():
+        return gz
+    looked = [str(path)] + ([str(gz)] if path.suffix == ".csv" else [])
+    raise FERDataError(f"FER2013 CSV not found; looked for {' and '.join(looked)}. {HOW_TO_GET}")
+
+
+def _decompressed_chunks(path: Path) -> Iterator[bytes]:
+    gz = path.suffix == ".gz"
+    with open(path, "rb") as f:
+        inflater = zlib.decompressobj(wbits=31) if gz else None
+        while block := f.read(_CHUNK):
+            yield inflater.decompress(block) if inflater else block
+        if inflater:
+            yield inflater.flush()
+
+
+def _prefetched(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
+    """Run the decompressing iterator on a thread so inflating and parsing overlap on two cores."""
+    q: queue.Queue = queue.Queue(depth)
+    done = object()
+
+    def pump() -> None:
+        try:
+            for c in chunks:
+                q.put(c)
+            q.put(done)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+
+    threading.Thread(target=pump, daemon=True).start()
+    while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _row_error(path: Path, lineno: int, line: bytes) -> FERDataError:
+    """Explain what is wrong with one row (called only after the fast path found a problem)."""
+    text = line.decode("utf-8", "replace")
+    parts = text.split(",")
+    where = f"{path}, line {lineno}"
+    if len(parts) != 3:
+        return FERDataError(f"{where}: expected 3 fields emotion,pixels,Usage, found {len(parts)}")
+    label, pixels, usage = parts
+    if not label.strip().isdigit() or not 0 <= int(label) < NUM_CLASSES:
+        return FERDataError(f"{where}: emotion {label!r} is not a label id 0..{NUM_CLASSES - 1}")
+    if usage.strip() not in USAGE_TO_SPLIT:
+        return FERDataError(f"{where}: Usage {usage.strip()!r} is not one of {sorted(USAGE_TO_SPLIT)}")
+    values = pixels.split()
+    if len(values) != PIXELS:
+        return FERDataError(f"{where}: expected {PIXELS} pixel values (48x48), found {len(values)}")
+    bad = next((v for v in values if not v.isdigit() or int(v) > 255), None)
+    return FERDataError(f"{where}: pixel value {bad!r} is not an integer in 0..255")
+
+
+def _parse_pixels(text: bytes) -> np.ndarray | None:
+    """Space-separated integers → int16 array in one C call; None when the text is not all integers."""
+    with warnings.catch_warnings():  # text-mode fromstring is fine; numpy warns about the binary mode
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            values = np.fromstring(text, dtype=np.int16, sep=" ")
+        except ValueError:
+            return None
+    return values if values.size else None
+
+
+def _parse_rows(path: Path, rows: list[bytes], first_lineno: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    labels = np.empty(len(rows), np.int64)
+    splits = np.empty(len(rows), np.int8)
+    pixel_fields: list[memoryview] = []
+    for i, line in enumerate(rows):
+        a = line.find(b",")
+        b = line.rfind(b",")
+        label = line[:a]
+        split = _USAGE_CODES.get(line[b + 1 :].strip())
+        if a < 1 or b <= a or split is None or not label.isdigit() or int(label) >= NUM_CLASSES:
+            raise _row_error(path, first_lineno + i, line)
+        if line.count(b" ", a + 1, b) != PIXELS - 1:
+            raise _row_error(path, first_lineno + i, line)
+        labels[i] = int(label)
+        splits[i] = split
+        pixel_fields.append(memoryview(line)[a + 1 : b])
+    values = _parse_pixels(b" ".join(pixel_fields))
+    if values is None or values.size != len(rows) * PIXELS or values.min() < 0 or values.max() > 255:
+        for i, line in enumerate(rows):  # slow path, only to name the bad row
+            v = _parse_pixels(line[line.find(b",") + 1 : line.rfind(b",")])
+            if v is None or v.size != PIXELS or v.min() < 0 or v.max() > 255:
+                raise _row_error(path, first_lineno + i, line)
+        raise FERDataError(f"{path}: pixel columns could not be parsed")
+    return values.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), labels, splits
+
+
+def parse_fer2013_csv(path: str | Path) -> FERArrays:
+    """Parse a FER2013 CSV (plain or gzip) without any cache."""
+    path = resolve_csv(path)
+    images, labels, splits = [], [], []
+    pending = b""
+    lineno = 1  # number of the next line to read (1-based, header is line 1)
+    try:
+        for chunk in _prefetched(_decompressed_chunks(path)):
+            data = pending + chunk
+            cut = data.rfind(b"\n") + 1
+            pending = data[cut:]
+            rows = data[:cut].splitlines()
+            if lineno == 1:
+                if not rows:
+                    continue
+                header = rows.pop(0).strip().lstrip(b"\xef\xbb\xbf")
+                if header != HEADER:
+                    raise FERDataError(f"{path}, line 1: header {header!r} is not {HEADER.decode()!r}")
+                lineno = 2
+            rows = [r for r in rows if r.strip()] if any(not r.strip() for r in rows) else rows
+            if rows:
+                im, lb, sp = _parse_rows(path, rows, lineno)
+                images.append(im), labels.append(lb), splits.append(sp)
+                lineno += len(rows)
+        if pending.strip():
+            im, lb, sp = _parse_rows(path, [pending.strip()], lineno)
+            images.append(im), labels.append(lb), splits.append(sp)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise FERDataError(f"{path}: cannot read ({e})") from e
+    if not images:
+        raise FERDataError(f"{path}: no data rows (expected the header {HEADER.decode()!r} then one row per face)")
+    return FERArrays(np.concatenate(images), np.concatenate(labels), np.concatenate(splits))
+
+
+def load_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True) -> FERArrays:
+    """Parsed arrays of a FER2013 CSV, from the ``.npz`` cache when the file is unchanged since it was written."""
+    source = resolve_csv(path)
+    if not use_cache:
+        return parse_fer2013_csv(source)
+    cache_file = Path(cache_dir or default_cache_dir()) / f"{cache_key(source)}.npz"
+    arrays = load_cached(cache_file)
+    if arrays is None:
+        arrays = parse_fer2013_csv(source)
+        save_cached(cache_file, arrays)
+    return arrays

@@ -1,0 +1,54 @@
+"""train(cfg): compose data, model, callbacks, loggers and trainer from a Hydra config; fit, then test."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning.utils.instantiate import instantiate_group
+
+log = logging.getLogger(__name__)
+
+
+def build_model(cfg: DictConfig) -> pl.LightningModule:
+    """The LightningModule, remembering its network's config so checkpoints can rebuild the network alone."""
+    model = hydra.utils.instantiate(cfg.model)
+    # set after instantiation: passed as an argument, Hydra would build the network from it a second time
+    model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
+    return model
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit on Training, select on PublicTest (``val/loss``), report the selected checkpoint on PrivateTest."""
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision("high")
+
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model = build_model(cfg)
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    run_keys = [k for k in cfg if k != "hydra"]  # composed-in-tests configs carry the hydra node too
+    hparams = {"config": OmegaConf.to_container(OmegaConf.masked_copy(cfg, run_keys), resolve=True)}
+    for lg in trainer.loggers:
+        lg.log_hyperparams(hparams)
+
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = dict(trainer.callback_metrics)
+
+    if cfg.get("test", True):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("no best checkpoint (no checkpoint callback or no validation): testing current weights")
+        log.info("testing %s on %s", best or "current weights", datamodule.test_split)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        metrics.update(trainer.callback_metrics)
+    return {k: float(v) for k, v in metrics.items()}

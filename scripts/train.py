@@ -1,0 +1,21 @@
+"""Train a network: python scripts/train.py [model=mini_xception] [trainer=gpu] [experiment=...] [-m sweeps]."""
+
+from fer_lightning.utils.runtime import bootstrap
+
+bootstrap(__file__)
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from fer_lightning.training import train  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    # the returned value is what Hydra sweepers (e.g. optuna) optimise: the selection-split loss
+    return metrics.get(cfg.get("optimized_metric", "val/loss"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""FERDataModule on the real FER2013: split sizes, batch format, augmentation on the training path only."""
+
+import hydra
+import pytest
+import torch
+
+from fer_lightning.data.datamodule import FERDataModule
+from fer_lightning.data.fer2013 import load_fer2013_csv
+from fer_lightning.data.transforms import AlbumentationsAugment, BatchAugment
+from tests.conftest import compose_config
+
+
+@pytest.fixture(scope="module")
+def arrays(data_dir, cache_dir):
+    return load_fer2013_csv(data_dir / "fer2013" / "fer2013.csv", cache_dir=cache_dir)
+
+
+def test_splits_and_batches(arrays):
+    dm = FERDataModule(lambda: arrays, augmentation=None, batch_size=64, val_splits=["public", "private"])
+    dm.setup("fit")
+    assert [len(dm.tensors[s][1]) for s in ("train", "public", "private")] == [28_709, 3_589, 3_589]
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (64, 1, 48, 48) and labels.dtype == torch.int64
+    assert [len(dl.dataset) for dl in dm.val_dataloader()] == [3_589, 3_589]
+    assert len(dm.test_dataloader().dataset) == 3_589
+    x, y = dm.on_after_batch_transfer((images, labels), 0)
+    assert x.dtype == torch.float32 and -1.0 <= x.min() and x.max() <= 1.0
+    assert torch.equal(y, labels)
+
+
+def test_eval_batches_are_the_rows_in_file_order(arrays):
+    dm = FERDataModule(lambda: arrays, batch_size=16, eval_batch_size=16)
+    images, labels = next(iter(dm.test_dataloader()))
+    expected_images, expected_labels = arrays.split("private")
+    assert torch.equal(images[:, 0], torch.from_numpy(expected_images[:16]))
+    assert labels.tolist() == expected_labels[:16].tolist()
+
+
+def test_batch_augment_changes_images_but_keeps_shape_and_range():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (32, 1, 48, 48), dtype=torch.uint8)
+    out = BatchAugment(erase_p=1.0)(images)
+    assert out.shape == images.shape and out.dtype == torch.float32
+    assert 0.0 <= out.min() and out.max() <= 255.0
+    assert (out - images.float()).abs().mean() > 5
+    identity = BatchAugment(max_shift=0, scale=(1, 1), max_rotation=0, hflip=0.0)(images)
+    assert torch.allclose(identity, images.float(), atol=1e-3)
+    flipped = BatchAugment(max_shift=0, scale=(1, 1), max_rotation=0, hflip=1.0)(images)
+    assert torch.allclose(flipped, images.float().flip(-1), atol=1e-3)
+
+
+@pytest.mark.parametrize("augmentation", ["batch", "albumentations", "none"])
+def test_augmentation_configs_build_and_run(tmp_path, arrays, augmentation):
+    cfg = compose_config("train", [f"data/augmentation={augmentation}"], tmp_path)
+    dm = hydra.utils.instantiate(cfg.data, source=lambda: arrays)
+    expected = {"batch": BatchAugment, "albumentations": AlbumentationsAugment, "none": type(None)}[augmentation]
+    assert isinstance(dm.augmentation, expected)
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (128, 1, 48, 48) and images.dtype == torch.uint8
+    if augmentation == "albumentations":  # applied per sample inside the dataset
+        idx = dm.train_dataloader().dataset
+        raw = dm.tensors["train"][0][:8]
+        assert not torch.equal(idx.__getitems__(list(range(8)))[0], raw)
+
+
+def test_unknown_split_is_rejected(arrays):
+    with pytest.raises(ValueError, match="val_splits"):
+        FERDataModule(lambda: arrays, val_splits=["validation"])

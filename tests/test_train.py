@@ -1,0 +1,102 @@
+"""End-to-end training through the real configs on the real FER2013 (a few batches per stage)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from fer_lightning.training import train
+from fer_lightning.utils.tensorboard import read_scalars
+from tests.conftest import ROOT, TINY_TRAIN, compose_config
+
+
+def tensorboard_scalars(run_dir: Path) -> dict[str, list[float]]:
+    """Scalar values per tag, read back from the run's real event files."""
+    return {tag: [v for _, v in points] for tag, points in read_scalars(run_dir / "tensorboard").items()}
+
+
+def test_smoke_run_on_real_fer2013_writes_checkpoints_and_tensorboard(train_cfg, tmp_path):
+    metrics = train(train_cfg)
+    ckpts = tmp_path / "checkpoints"
+    assert (ckpts / "last.ckpt").is_file() and (ckpts / "epoch_000.ckpt").is_file()
+    scalars = tensorboard_scalars(tmp_path)
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "train/lr"):
+        assert tag in scalars, f"{tag} missing from {sorted(scalars)}"
+    assert scalars["train/lr"] == [pytest.approx(0.01)]
+    assert 0.0 <= metrics["test/acc"] <= 1.0 and metrics["val/loss"] > 0
+    ckpt = torch.load(ckpts / "last.ckpt", weights_only=True)  # plain data only: safe to load
+    assert ckpt["hyper_parameters"]["net_config"]["_target_"].endswith("MiniXception")
+    assert ckpt["classes"][0] == "angry"
+
+
+def test_resume_from_last_checkpoint_continues_training(train_cfg, tmp_path):
+    train(train_cfg)
+    second = tmp_path / "resumed"
+    with open_dict(train_cfg):
+        train_cfg.ckpt_path = str(tmp_path / "checkpoints" / "last.ckpt")
+        train_cfg.trainer.max_epochs = 2
+        train_cfg.paths.output_dir = str(second)
+    train(train_cfg)
+    resumed = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["global_step"] == 6  # 3 steps restored + 3 new ones
+    assert len(tensorboard_scalars(second)["train/loss"]) == 1  # only the second epoch ran
+
+
+def test_two_validation_splits_log_public_and_private(train_cfg, tmp_path):
+    with open_dict(train_cfg):
+        train_cfg.data.val_splits = ["public", "private"]
+    train(train_cfg)
+    scalars = tensorboard_scalars(tmp_path)
+    for tag in ("val/public/loss", "val/public/acc", "val/private/loss", "val/private/acc", "val/loss"):
+        assert tag in scalars
+    assert scalars["val/loss"] == scalars["val/public/loss"]  # selection is always on PublicTest
+    assert scalars["val/public/loss"] != scalars["val/private/loss"]
+
+
+def test_seed_experiment_is_the_notebook_literally(tmp_path):
+    cfg = compose_config("train", ["experiment=seed"], tmp_path)
+    assert cfg.trainer.max_epochs == 300 and cfg.model.net.bn_momentum == 0.99
+    assert list(cfg.data.val_splits) == ["public", "private"]
+    assert cfg.callbacks.model_checkpoint.monitor == "val/public/loss"
+    assert cfg.callbacks.model_checkpoint_private.monitor == "val/private/loss"
+    assert cfg.model.optimizer.lr == 0.01 and cfg.model.optimizer.weight_decay == 5e-3
+    assert (cfg.model.scheduler.start, cfg.model.scheduler.every, cfg.model.scheduler.rate) == (80, 5, 0.9)
+
+
+def test_seed_experiment_runs_with_a_checkpoint_per_split(tmp_path, cache_dir, data_dir):
+    cfg = compose_config("train", ["experiment=seed", *TINY_TRAIN], tmp_path)
+    with open_dict(cfg):
+        cfg.paths.cache_dir = str(cache_dir)
+    train(cfg)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
+    assert names == ["last.ckpt", "private_epoch_000.ckpt", "public_epoch_000.ckpt"]
+
+
+def test_gpu_command_composes_and_runs_where_a_gpu_exists(tmp_path, cache_dir):
+    cfg = compose_config("train", ["model=mini_xception", "trainer.accelerator=gpu"], tmp_path)
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.devices == 1
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here: composed only (training on GPU is checked where one exists)")
+    with open_dict(cfg):
+        cfg.paths.cache_dir = str(cache_dir)
+        cfg.trainer.update(max_epochs=1, limit_train_batches=3, limit_val_batches=2, limit_test_batches=2)
+    assert "test/acc" in train(cfg)
+
+
+def test_multirun_sweep_creates_one_run_dir_per_value(tmp_path, cache_dir):
+    env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "model.optimizer.lr=0.01,0.05",
+           f"paths.log_dir={tmp_path}", "test=false", *TINY_TRAIN]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweeps = list((tmp_path / "train" / "multiruns").iterdir())
+    assert len(sweeps) == 1
+    runs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
+    assert runs == ["0", "1"]
+    for run in runs:
+        assert (sweeps[0] / run / "checkpoints" / "last.ckpt").is_file()
+        assert "lr: 0.05" in (sweeps[0] / "1" / ".hydra" / "config.yaml").read_text()
