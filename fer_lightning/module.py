@@ -72,14 +72,14 @@ class FERClassifier(pl.LightningModule):
         for prefix, key in self._val_names(dataloader_idx):
             self.val_acc[key](preds, labels)
             self.log(f"{prefix}/loss", loss, on_epoch=True, prog_bar=prefix == "val", batch_size=len(labels),
-                     add_dataloader_idx=False)
+                     add_dataloader_idx=False, sync_dist=True)
             self.log(f"{prefix}/acc", self.val_acc[key], on_epoch=True, prog_bar=prefix == "val",
                      add_dataloader_idx=False)
 
     def test_step(self, batch, batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
         self.test_acc(preds, labels)
-        self.log("test/loss", loss, on_epoch=True, batch_size=len(labels))
+        self.log("test/loss", loss, on_epoch=True, batch_size=len(labels), sync_dist=True)
         self.log("test/acc", self.test_acc, on_epoch=True)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:

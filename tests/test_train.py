@@ -100,3 +100,15 @@ def test_multirun_sweep_creates_one_run_dir_per_value(tmp_path, cache_dir):
     for run in runs:
         assert (sweeps[0] / run / "checkpoints" / "last.ckpt").is_file()
         assert "lr: 0.05" in (sweeps[0] / "1" / ".hydra" / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path, cache_dir):
+    """trainer=ddp with gloo: Lightning re-launches the script per rank, so it must run as a subprocess."""
+    env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "trainer=ddp", "trainer.devices=2",
+           f"hydra.run.dir={tmp_path}", *TINY_TRAIN]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
