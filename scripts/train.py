@@ -14,7 +14,7 @@ from fer_lightning.training import train  # noqa: E402
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     # the returned value is what Hydra sweepers (e.g. optuna) optimise: the selection-split loss
-    return metrics.get(cfg.get("optimized_metric", "val/loss"))
+    return metrics.get(cfg.optimized_metric)
 
 
 if __name__ == "__main__":

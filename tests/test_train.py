@@ -112,3 +112,16 @@ def test_ddp_on_two_cpu_processes(tmp_path, cache_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+
+
+def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
+    env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "hparams_search=optuna",
+           "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2", f"paths.log_dir={tmp_path}",
+           "test=false", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+           *[o for o in TINY_TRAIN if "limit_" not in o]]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "model.optimizer.lr" in best and "best_value" in best
