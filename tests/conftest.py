@@ -69,3 +69,40 @@ def train_cfg(tmp_path, cache_dir, data_dir) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.cache_dir = str(cache_dir)
     return cfg
+
+
+# --- evaluation / prediction / Grad-CAM fixtures -------------------------------------------------------------------
+
+JAFFE_PHOTOS = "jaffe-dev"
+
+
+@pytest.fixture(scope="session")
+def jaffe_dir(data_dir) -> Path:
+    """The real JAFFE photos (256x256 gray TIFFs, one face each): the prediction and Grad-CAM tests' input."""
+    path = data_dir / JAFFE_PHOTOS
+    if not any(path.glob("*.tiff")):
+        pytest.fail(f"JAFFE photos not found in {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, cache_dir, data_dir) -> Path:
+    """A Lightning checkpoint trained once per session on real FER2013 (a few batches, as in test_train.py)."""
+    out = tmp_path_factory.mktemp("tiny-train")
+    cfg = compose_config("train", [*TINY_TRAIN, "test=false"], out)
+    with open_dict(cfg):
+        cfg.paths.cache_dir = str(cache_dir)
+    from fer_lightning.training import train  # imported here: collecting other tests stays fast
+
+    train(cfg)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    return ckpt
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The session checkpoint exported to the weights-only format that fer_lightning/weights/ ships."""
+    from fer_lightning.checkpoints import export_weights
+
+    return export_weights(tiny_checkpoint, tmp_path_factory.mktemp("weights") / "tiny.pt", meta={"note": "test"})

@@ -1,0 +1,82 @@
+"""Training callbacks: Grad-CAM panels of a fixed set of validation faces, logged to TensorBoard as training goes.
+
+Switch on with ``callbacks=[default,gradcam]`` (``conf/callbacks/gradcam.yaml``);
+it is not part of ``callbacks/default.yaml`` because each panel costs a few seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from fer_lightning.emotions import EMOTIONS
+from fer_lightning.explain.gradcam import GradCAMExplainer
+from fer_lightning.explain.panels import panel_figure
+
+log = logging.getLogger(__name__)
+
+
+class GradCAMPanels(pl.Callback):
+    """Every ``every_n_epochs`` epochs (and after the last one), explain the first ``num_faces`` faces of
+    ``split`` with the current weights and log the panel grid as the image ``tag`` to every TensorBoard logger.
+
+    The same faces every time, so the images show how the network's attention develops over training.
+    Runs at the end of the training epoch (after validation), outside Lightning's inference mode, on a copy of
+    the network, so training state (modes, gradients, in-place ReLUs) is untouched.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 5,
+        num_faces: int = 8,
+        split: str = "public",
+        target_layer: str | None = None,
+        tag: str | None = None,
+    ) -> None:
+        if every_n_epochs < 1 or num_faces < 1:
+            raise ValueError(f"every_n_epochs and num_faces must be >= 1, got {every_n_epochs}, {num_faces}")
+        self.every_n_epochs, self.num_faces, self.split = int(every_n_epochs), int(num_faces), split
+        self.target_layer = target_layer
+        self.tag = tag or f"gradcam/{split}"
+        self._faces: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _fixed_faces(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._faces is None:
+            datamodule = trainer.datamodule
+            if datamodule is None or not hasattr(datamodule, "dataset"):
+                raise RuntimeError(
+                    "GradCAMPanels needs a FERDataModule passed to trainer.fit(datamodule=...)"
+                )
+            dataset = datamodule.dataset(self.split)
+            self._faces = (
+                dataset.images[: self.num_faces].cpu().clone(),
+                dataset.labels[: self.num_faces].cpu().clone(),
+            )
+        return self._faces
+
+    def _due(self, trainer: pl.Trainer) -> bool:
+        # epochs counted from 1: every_n_epochs=5 logs after epochs 5, 10, ...
+        epoch = trainer.current_epoch + 1
+        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        return epoch % self.every_n_epochs == 0 or last or trainer.should_stop
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers or trainer.sanity_checking or not self._due(trainer):
+            return
+        faces, labels = self._fixed_faces(trainer)
+        classes = getattr(pl_module.hparams, "classes", None) or list(EMOTIONS)
+        explainer = GradCAMExplainer(pl_module.net, self.target_layer, classes, device=pl_module.device)
+        explanation = explainer.explain(faces)
+        names = [f"{self.split} #{i}" for i in range(len(faces))]
+        fig = panel_figure(explanation, classes, names, labels.tolist())
+        for lg in loggers:
+            lg.experiment.add_figure(self.tag, fig, global_step=trainer.global_step, close=False)
+        log.debug(
+            "logged Grad-CAM panels of %d %s faces at step %d", len(faces), self.split, trainer.global_step
+        )

@@ -1,0 +1,1 @@
+"""Explanations of FER predictions: Grad-CAM family (``gradcam``), review panels (``panels``), photo review."""

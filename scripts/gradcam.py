@@ -1,0 +1,23 @@
+"""Grad-CAM review panels for photos: python scripts/gradcam.py inputs=<folder> [ckpt_path=...] [labels=jaffe]."""
+
+from fer_lightning.utils.runtime import bootstrap
+
+bootstrap(__file__)
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from fer_lightning.checkpoints import CheckpointError  # noqa: E402
+from fer_lightning.explain.review import review_photos  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="gradcam")
+def main(cfg: DictConfig) -> None:
+    try:
+        review_photos(cfg)
+    except (CheckpointError, FileNotFoundError) as e:  # user errors: one clear line instead of a traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Weights files: export from a real Lightning checkpoint, load both formats, and clear errors for bad ones."""
+
+import pytest
+import torch
+
+from fer_lightning import checkpoints
+from fer_lightning.checkpoints import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    export_weights,
+    load_network,
+)
+from fer_lightning.data.fer2013 import load_fer2013_csv
+from fer_lightning.data.transforms import to_model_input
+from fer_lightning.emotions import EMOTIONS
+
+
+@pytest.fixture(scope="module")
+def public_faces(data_dir, cache_dir) -> torch.Tensor:
+    images, _ = load_fer2013_csv(data_dir / "fer2013" / "fer2013.csv", cache_dir).split("public")
+    return to_model_input(torch.from_numpy(images[:64]).unsqueeze(1))
+
+
+def test_weights_file_is_plain_data_and_predicts_like_the_lightning_checkpoint(
+    tiny_checkpoint, tiny_weights, public_faces
+):
+    data = torch.load(tiny_weights, weights_only=True)  # no pickled code: safe to load from anywhere
+    assert set(data) == {"net_config", "state_dict", "classes", "meta"}
+    assert data["net_config"]["_target_"].endswith("MiniXception") and data["classes"] == list(EMOTIONS)
+    assert data["meta"]["note"] == "test" and data["meta"]["source"] == "last.ckpt"
+    assert not any(k.startswith("net.") for k in data["state_dict"])
+    assert tiny_weights.stat().st_size < 0.6 * tiny_checkpoint.stat().st_size  # no optimiser state
+
+    from_ckpt, classes_ckpt = load_network(tiny_checkpoint)
+    from_weights, classes_weights = load_network(tiny_weights, expected_classes=EMOTIONS)
+    assert classes_ckpt == classes_weights == list(EMOTIONS)
+    assert not from_weights.training
+    with torch.inference_mode():
+        expected = from_ckpt(public_faces)
+        assert torch.equal(from_weights(public_faces), expected)
+    # the weights are the trained ones, not a fresh initialisation
+    lightning_state = torch.load(tiny_checkpoint, weights_only=True)["state_dict"]
+    assert torch.equal(from_weights.classifier.weight, lightning_state["net.classifier.weight"])
+
+
+def test_missing_checkpoint_says_where_it_looked(tmp_path):
+    missing = tmp_path / "nope" / "model.ckpt"
+    with pytest.raises(CheckpointNotFoundError, match=f"looked for {missing}"):
+        load_network(missing)
+    with pytest.raises(CheckpointNotFoundError, match="that is a folder"):
+        load_network(tmp_path)
+
+
+def test_no_checkpoint_and_no_shipped_weights_asks_for_one(tmp_path, monkeypatch):
+    absent = tmp_path / "weights" / "mini_xception_fer2013.pt"
+    monkeypatch.setattr(checkpoints, "DEFAULT_WEIGHTS", absent)
+    with pytest.raises(CheckpointNotFoundError, match="a checkpoint is needed") as err:
+        load_network(None)
+    assert str(absent) in str(err.value) and "ckpt_path=" in str(err.value)
+
+
+def test_no_checkpoint_uses_the_shipped_weights_when_present(tiny_weights, monkeypatch):
+    monkeypatch.setattr(checkpoints, "DEFAULT_WEIGHTS", tiny_weights)
+    net, classes = load_network()
+    assert type(net).__name__ == "MiniXception" and classes == list(EMOTIONS)
+
+
+def test_other_class_count_names_the_mismatching_weights(tiny_weights, tmp_path):
+    data = torch.load(tiny_weights, weights_only=True)
+    data["net_config"]["num_classes"] = 5
+    bad = tmp_path / "five_classes.pt"
+    torch.save(data, bad)
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"classifier.weight: checkpoint \(7, 128, 3, 3\) vs "
+        r"network \(5, 128, 3, 3\)",
+    ):
+        load_network(bad)
+
+
+def test_other_architecture_lists_missing_and_unexpected_keys(tiny_weights, tmp_path):
+    data = torch.load(tiny_weights, weights_only=True)
+    data["net_config"] = {"_target_": "fer_lightning.models.vgg.VGGNet", "num_classes": 7}
+    bad = tmp_path / "vgg.pt"
+    torch.save(data, bad)
+    with pytest.raises(CheckpointMismatchError, match="fer_lightning.models.vgg.VGGNet") as err:
+        load_network(bad)
+    assert "missing in checkpoint" in str(err.value) and "unexpected in checkpoint: " in str(err.value)
+
+
+def test_other_classes_than_expected_are_refused(tiny_weights, tmp_path):
+    data = torch.load(tiny_weights, weights_only=True)
+    data["classes"] = list(reversed(EMOTIONS))
+    reordered = tmp_path / "reordered.pt"
+    torch.save(data, reordered)
+    assert load_network(reordered)[1] == list(reversed(EMOTIONS))  # fine on its own ...
+    with pytest.raises(CheckpointMismatchError, match="differ from the expected"):
+        load_network(reordered, expected_classes=EMOTIONS)  # ... not for FER2013's label ids
+
+
+def test_files_that_are_not_checkpoints(tmp_path, tiny_checkpoint):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_network(garbage)
+    ckpt = torch.load(tiny_checkpoint, weights_only=True)
+    del ckpt["hyper_parameters"]["net_config"]
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save(ckpt, foreign)
+    with pytest.raises(CheckpointError, match="no network config"):
+        load_network(foreign)
+    with pytest.raises(CheckpointError, match="no network config"):
+        export_weights(foreign, tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()

@@ -1,0 +1,175 @@
+"""Predictor and scripts/predict.py on the real JAFFE photos (one face each) and a session-trained checkpoint."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from omegaconf import open_dict
+
+from fer_lightning.checkpoints import CheckpointNotFoundError, load_network
+from fer_lightning.data.faces import DlibDetector, HaarDetector, crop_face
+from fer_lightning.data.images import ImageReadError, read_image, to_gray
+from fer_lightning.data.transforms import to_model_input
+from fer_lightning.emotions import EMOTIONS
+from fer_lightning.predict import Predictor
+from fer_lightning.predict_files import columns, list_inputs, predict_files, predict_paths, write_csv
+from tests.conftest import ROOT, compose_config
+
+PHOTOS = ["KA.AN1.39.tiff", "KL.HA1.158.tiff", "KM.SU1.14.tiff", "KR.NE1.71.tiff", "MK.SA1.119.tiff"]
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_weights) -> Predictor:
+    return Predictor.from_checkpoint(tiny_weights)
+
+
+@pytest.fixture
+def photo_dir(jaffe_dir, tmp_path):
+    """Five real photos, one unreadable file and one photo without a face (a flat grey frame)."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for name in PHOTOS[:4]:
+        shutil.copy(jaffe_dir / name, folder / name)
+    shutil.copy(jaffe_dir / PHOTOS[4], folder / "sub" / PHOTOS[4])
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 this is not a JPEG")
+    cv2.imwrite(str(folder / "empty.png"), np.full((200, 300, 3), 127, np.uint8))
+    return folder
+
+
+def test_one_face_per_photo_with_probabilities_from_the_network(predictor, tiny_weights, jaffe_dir):
+    net, _ = load_network(tiny_weights)
+    for name in PHOTOS:
+        faces = predictor.predict(jaffe_dir / name)
+        assert len(faces) == 1
+        face = faces[0]
+        assert list(face.probabilities) == list(EMOTIONS) and sum(
+            face.probabilities.values()
+        ) == pytest.approx(1)
+        assert face.label in EMOTIONS and face.confidence == max(face.probabilities.values())
+        assert 0 <= face.box.x and face.box.x + face.box.w <= 256 and 60 <= face.box.w <= 256
+        # the same crop the preprocessing makes, classified by the bare network
+        gray = to_gray(read_image(jaffe_dir / name))  # some JAFFE TIFFs decode as RGB, some as gray
+        crop = crop_face(gray, face.box, predictor.detector.margin)
+        assert np.array_equal(face.crop, crop)
+        with torch.inference_mode():
+            expected = net(to_model_input(torch.from_numpy(crop)[None, None])).softmax(1)[0].numpy()
+        assert list(face.probabilities.values()) == pytest.approx(expected, abs=1e-5)
+
+
+def test_bgr_rgb_gray_and_path_inputs_agree(predictor, jaffe_dir):
+    path = jaffe_dir / PHOTOS[1]
+    bgr = cv2.imread(str(path))
+    reference = predictor.predict(path)[0]
+    for image, color in (
+        (bgr, "bgr"),
+        (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "rgb"),
+        (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), "gray"),
+    ):
+        face = predictor.predict(image, color=color)[0]
+        assert face.box == reference.box and face.label == reference.label
+        assert list(face.probabilities.values()) == pytest.approx(
+            list(reference.probabilities.values()), abs=1e-5
+        )
+    with pytest.raises(ValueError, match="color must be one of"):
+        predictor.predict(bgr, color="hsv")
+
+
+def test_batched_prediction_equals_one_photo_at_a_time(predictor, jaffe_dir):
+    paths = [jaffe_dir / name for name in PHOTOS]
+    batched = predictor.predict_many(paths)
+    for path, faces in zip(paths, batched):
+        single = predictor.predict(path)
+        assert [f.box for f in faces] == [f.box for f in single]
+        assert [f.probabilities[f.label] for f in faces] == pytest.approx(
+            [f.confidence for f in single], abs=1e-5
+        )
+
+
+def test_no_face_is_an_empty_list_and_unreadable_is_a_clear_error(predictor, tmp_path):
+    assert predictor.predict(np.full((240, 320, 3), 90, np.uint8)) == []
+    bad = tmp_path / "bad.png"
+    bad.write_text("no pixels here")
+    with pytest.raises(ImageReadError, match="bad.png: not an image"):
+        predictor.predict(bad)
+
+
+def test_rows_one_per_face_plus_a_reason_row_for_each_failed_file(predictor, photo_dir, tmp_path):
+    rows = predict_paths(predictor, list_inputs(photo_dir), tmp_path / "annotated", chunk=3)
+    faces = [r for r in rows if r["label"]]
+    assert sorted(r["path"] for r in faces) == sorted(PHOTOS[:4] + [f"sub/{PHOTOS[4]}"])
+    assert all(r["face"] == 0 for r in faces)
+    reasons = {r["path"]: r["reason"] for r in rows if not r["label"]}
+    assert reasons["broken.jpg"].startswith("unreadable:") and reasons["empty.png"].startswith(
+        "no face found"
+    )
+    # annotated copies: same size as the photo, and the box was drawn (pixels changed)
+    annotated = cv2.imread(str(tmp_path / "annotated" / f"{PHOTOS[0]}.png"))
+    assert annotated.shape == (256, 256, 3)
+    assert not np.array_equal(annotated, cv2.imread(str(photo_dir / PHOTOS[0])))
+    write_csv(tmp_path / "p.csv", rows, EMOTIONS)
+    with open(tmp_path / "p.csv") as f:
+        assert next(csv.reader(f)) == columns(EMOTIONS)
+
+
+def test_other_detectors_plug_in(tiny_weights, jaffe_dir):
+    haar = Predictor.from_checkpoint(tiny_weights, detector=HaarDetector())
+    faces = haar.predict(jaffe_dir / PHOTOS[0])
+    assert len(faces) == 1 and isinstance(Predictor.from_checkpoint(tiny_weights).detector, DlibDetector)
+
+
+def test_predict_script_writes_csv_annotations_and_table(tiny_weights, photo_dir, tmp_path):
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "predict.py"),
+        f"inputs={photo_dir}",
+        f"ckpt_path={tiny_weights}",
+        f"paths.log_dir={tmp_path / 'out'}",
+    ]
+    done = subprocess.run(
+        cmd, check=False, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (tmp_path / "out" / "predict" / "runs").iterdir()
+    with open(run / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 7 and sum(1 for r in rows if r["label"]) == 5  # 5 faces + 2 reason rows
+    for r in rows:
+        if r["label"]:
+            probs = [float(r[f"p_{c}"]) for c in EMOTIONS]
+            assert sum(probs) == pytest.approx(1, abs=1e-4) and r["label"] == EMOTIONS[int(np.argmax(probs))]
+            assert float(r["confidence"]) == max(probs)
+    assert len(list((run / "annotated").rglob("*.png"))) == 5
+    assert "7 predictions" in done.stdout and "no face found" in done.stdout
+
+
+def test_missing_checkpoint_or_inputs_fail_with_the_path(tiny_weights, tmp_path):
+    cfg = compose_config("predict", [f"inputs={tmp_path}", f"ckpt_path={tmp_path / 'none.ckpt'}"], tmp_path)
+    with pytest.raises(CheckpointNotFoundError, match=f"looked for {tmp_path / 'none.ckpt'}"):
+        predict_files(cfg)
+    with open_dict(cfg):
+        cfg.ckpt_path, cfg.inputs = str(tiny_weights), str(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=f"inputs={tmp_path / 'missing'}: no such file or folder"):
+        predict_files(cfg)
+
+
+@pytest.mark.slow
+def test_predict_script_without_inputs_or_checkpoint_fails_clearly(tmp_path):
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "predict.py"),
+        f"inputs={tmp_path / 'missing'}",
+        f"ckpt_path={tmp_path / 'none.ckpt'}",
+        f"paths.log_dir={tmp_path}",
+    ]
+    done = subprocess.run(
+        cmd, check=False, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=300
+    )
+    assert (
+        done.returncode == 1 and f"checkpoint not found: looked for {tmp_path / 'none.ckpt'}" in done.stderr
+    )
