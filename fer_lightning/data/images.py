@@ -1,0 +1,129 @@
+"""Decode any photo a user might hand us into a uint8 numpy image, or fail with one specific error.
+
+PIL rather than ``cv2.imread``: cv2 silently returns ``None`` (or a half-grey image) for truncated files, ignores
+EXIF orientation in some flag combinations, and has no notion of palette/alpha modes. PIL raises on truncation,
+applies ``exif_transpose``, and tells us the pixel mode so 16-bit and float data can be scaled instead of wrapped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Suffixes the folder walker treats as photos (compared lower-case).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+# Alpha is composited onto white: cut-out portraits usually have a transparent background, and the RGB values
+# hidden under alpha=0 are arbitrary (often black), which would hand the detector a false silhouette.
+_ALPHA_BACKGROUND = 255
+
+
+class ImageReadError(ValueError):
+    """A file could not be decoded as an image (missing, truncated, not an image, or too large)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
+    """16/32-bit integer or float grayscale → uint8, scaled by the type's range rather than wrapped mod 256."""
+    arr = np.asarray(img)
+    if img.mode == "F":  # float TIFFs have no fixed range: stretch what is there
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        return np.nan_to_num(scaled).clip(0, 255).astype(np.uint8)
+    # "I;16*" are uint16; "I" (int32) is how PIL loads most 16-bit PNGs, still holding 0..65535.
+    return (arr.astype(np.float32) / 257.0).round().clip(0, 255).astype(np.uint8)
+
+
+def _gray_palette(img: Image.Image) -> bool:
+    palette = np.asarray(img.getpalette() or [], np.uint8).reshape(-1, 3)
+    return len(palette) > 0 and bool((palette == palette[:, :1]).all())
+
+
+def _to_array(img: Image.Image) -> np.ndarray:
+    """uint8 (H, W) for grayscale sources, (H, W, 3) RGB for everything else."""
+    mode = img.mode
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"))
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_uint8(img)
+    if mode == "P" and "transparency" not in img.info and _gray_palette(img):
+        return np.asarray(img.convert("L"))  # e.g. the JAFFE TIFFs: palette images whose colours are all grey
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGB", img.size, (_ALPHA_BACKGROUND,) * 3)
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return np.asarray(flat.convert("L") if mode in ("LA", "La") else flat)
+    return np.asarray(img.convert("RGB"))  # RGB, P, CMYK, YCbCr, LAB, HSV, 16-bit RGB
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode ``path`` upright (EXIF orientation applied) as uint8 (H, W) gray or (H, W, 3) **RGB**.
+
+    Raises :class:`ImageReadError` for a missing, truncated or non-image file, or one beyond PIL's
+    decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 179 megapixels).
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # Over ~89 MP PIL only warns; a 60+ MP camera frame is legitimate, so keep going quietly.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()  # decode now, inside the try: truncation surfaces here, not later
+                img = ImageOps.exif_transpose(img)
+                arr = _to_array(img)
+    except FileNotFoundError as e:
+        raise ImageReadError(path, "file not found") from e
+    except UnidentifiedImageError as e:
+        raise ImageReadError(path, "not an image (no decoder recognises its content)") from e
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(path, f"too large to decode safely ({e})") from e
+    except Exception as e:
+        raise ImageReadError(path, f"cannot decode ({type(e).__name__}: {e})") from e
+    if arr.size == 0:
+        raise ImageReadError(path, "image has zero width or height")
+    return np.ascontiguousarray(arr)
+
+
+def to_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """uint8 (H, W) from a gray, 3-channel or 4-channel image; ``bgr`` says the channel order (cv2 frames)."""
+    image = _as_uint8(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        code = {(3, False): cv2.COLOR_RGB2GRAY, (3, True): cv2.COLOR_BGR2GRAY,
+                (4, False): cv2.COLOR_RGBA2GRAY, (4, True): cv2.COLOR_BGRA2GRAY}[(image.shape[2], bgr)]
+        return cv2.cvtColor(image, code)
+    raise ValueError(f"expected an image shaped (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+
+
+def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """uint8 (H, W, 3) RGB from a gray, 3-channel or 4-channel image."""
+    image = _as_uint8(image)
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        if image.shape[2] == 4:
+            return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
+    raise ValueError(f"expected an image shaped (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    if image.dtype == np.uint16:
+        return (image.astype(np.float32) / 257.0).round().astype(np.uint8)
+    if np.issubdtype(image.dtype, np.floating):  # assume 0..1 floats, the torchvision convention
+        return (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    raise ValueError(f"unsupported image dtype {image.dtype}; expected uint8, uint16 or float in 0..1")
