@@ -4,11 +4,11 @@ from fer_lightning.utils.runtime import bootstrap
 
 bootstrap(__file__)
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
-from fer_lightning.checkpoints import CheckpointError  # noqa: E402
-from fer_lightning.explain.review import review_photos  # noqa: E402
+from fer_lightning.checkpoints import CheckpointError
+from fer_lightning.explain.review import review_photos
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="gradcam")

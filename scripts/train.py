@@ -4,10 +4,10 @@ from fer_lightning.utils.runtime import bootstrap
 
 bootstrap(__file__)
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
-from fer_lightning.training import train  # noqa: E402
+from fer_lightning.training import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

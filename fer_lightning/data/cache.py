@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,16 @@ def save_cached(path: Path, arrays: FERArrays) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def cached_arrays(source: Path, build: Callable[[], FERArrays], cache_dir: str | Path | None = None,
+                  use_cache: bool = True, *extra: object) -> FERArrays:
+    """``build()``'s arrays, stored once under a key of ``source`` (+ ``extra``) and reused while it is unchanged."""
+    if not use_cache:
+        return build()
+    cache_file = Path(cache_dir or default_cache_dir()) / f"{cache_key(source, *extra)}.npz"
+    arrays = load_cached(cache_file)
+    if arrays is None:
+        arrays = build()
+        save_cached(cache_file, arrays)
+    return arrays

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_lightning.data.arrays import IMAGE_SIZE, SPLITS, FERArrays
-from fer_lightning.data.cache import cache_key, default_cache_dir, load_cached, save_cached
+from fer_lightning.data.cache import cached_arrays
 from fer_lightning.emotions import NUM_CLASSES, USAGE_TO_SPLIT
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
@@ -207,11 +207,4 @@ def parse_fer2013_csv(path: str | Path) -> FERArrays:
 def load_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True) -> FERArrays:
     """Parsed arrays of a FER2013 CSV, from the ``.npz`` cache when the file is unchanged since it was written."""
     source = resolve_csv(path)
-    if not use_cache:
-        return parse_fer2013_csv(source)
-    cache_file = Path(cache_dir or default_cache_dir()) / f"{cache_key(source)}.npz"
-    arrays = load_cached(cache_file)
-    if arrays is None:
-        arrays = parse_fer2013_csv(source)
-        save_cached(cache_file, arrays)
-    return arrays
+    return cached_arrays(source, lambda: parse_fer2013_csv(source), cache_dir, use_cache)

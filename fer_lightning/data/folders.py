@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from fer_lightning.data.arrays import IMAGE_SIZE, SPLITS, FERArrays
-from fer_lightning.data.cache import cache_key, default_cache_dir, load_cached, save_cached
+from fer_lightning.data.cache import cached_arrays
 from fer_lightning.data.fer2013 import HOW_TO_GET, FERDataError
 from fer_lightning.emotions import emotion_id
 
@@ -75,15 +75,11 @@ def read_image_folders(root: str | Path) -> FERArrays:
 
 
 def load_image_folders(root: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True) -> FERArrays:
-    """Arrays of the folder tree, cached under a key of the tree's file count and newest mtime."""
+    """Arrays of the folder tree, cached under a key of its class folders' mtimes."""
     root = Path(root)
-    if not use_cache or not root.is_dir():
-        return read_image_folders(root)
+    if not root.is_dir():
+        return read_image_folders(root)  # raises the explanatory error
     # the key covers the folder itself plus its class folders: adding/removing files touches their mtimes
     dirs = sorted(p for top in ("train", "test") if (root / top).is_dir() for p in (root / top).iterdir())
-    cache_file = Path(cache_dir or default_cache_dir()) / f"{cache_key(root, [(d.name, d.stat().st_mtime_ns) for d in dirs])}.npz"
-    arrays = load_cached(cache_file)
-    if arrays is None:
-        arrays = read_image_folders(root)
-        save_cached(cache_file, arrays)
-    return arrays
+    mtimes = [(d.name, d.stat().st_mtime_ns) for d in dirs]
+    return cached_arrays(root, lambda: read_image_folders(root), cache_dir, use_cache, mtimes)
