@@ -29,11 +29,13 @@ class FERClassifier(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         num_classes = getattr(net, "num_classes", len(EMOTIONS))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # validate_args=False: preds come from argmax and labels were range-checked when the data was loaded;
+        # torchmetrics' per-call checks cost more than the update itself (~0.25 of ~0.55 ms per batch on the CPU)
+        accuracy = lambda: MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.train_acc = accuracy()
         # one metric object per logged name: the selection split is logged both as val/ and val/<split>/
-        self.val_acc = nn.ModuleDict({key: MulticlassAccuracy(num_classes, average="micro")
-                                      for key in ("selection", "public", "private")})
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = nn.ModuleDict({key: accuracy() for key in ("selection", "public", "private")})
+        self.test_acc = accuracy()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -53,7 +55,9 @@ class FERClassifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, preds, labels = self._step(batch)
-        self.train_acc(preds, labels)
+        # update(), not forward(): metrics are logged per epoch only, and forward() also computes a per-batch
+        # value nobody reads (~3x the cost of the update)
+        self.train_acc.update(preds, labels)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
@@ -70,7 +74,7 @@ class FERClassifier(pl.LightningModule):
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         loss, preds, labels = self._step(batch)
         for prefix, key in self._val_names(dataloader_idx):
-            self.val_acc[key](preds, labels)
+            self.val_acc[key].update(preds, labels)
             self.log(f"{prefix}/loss", loss, on_epoch=True, prog_bar=prefix == "val", batch_size=len(labels),
                      add_dataloader_idx=False, sync_dist=True)
             self.log(f"{prefix}/acc", self.val_acc[key], on_epoch=True, prog_bar=prefix == "val",
@@ -78,7 +82,7 @@ class FERClassifier(pl.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
-        self.test_acc(preds, labels)
+        self.test_acc.update(preds, labels)
         self.log("test/loss", loss, on_epoch=True, batch_size=len(labels), sync_dist=True)
         self.log("test/acc", self.test_acc, on_epoch=True)
 

@@ -66,3 +66,16 @@ def test_augmentation_configs_build_and_run(tmp_path, arrays, augmentation):
 def test_unknown_split_is_rejected(arrays):
     with pytest.raises(ValueError, match="val_splits"):
         FERDataModule(lambda: arrays, val_splits=["validation"])
+
+
+def test_fast_affine_grid_equals_torch_affine_grid():
+    """BatchAugment's matmul grid (~50x cheaper on the CPU) must be F.affine_grid's, for any size and theta."""
+    from torch.nn.functional import affine_grid as torch_affine_grid
+
+    from fer_lightning.data.transforms import affine_grid
+
+    torch.manual_seed(0)
+    for n, h, w in [(128, 48, 48), (3, 44, 40), (1, 1, 5)]:
+        theta = torch.randn(n, 2, 3)
+        expected = torch_affine_grid(theta, [n, 1, h, w], align_corners=False)
+        assert torch.allclose(affine_grid(theta, h, w), expected, atol=1e-5)

@@ -17,8 +17,10 @@ from torch import nn
 
 def to_model_input(images: torch.Tensor) -> torch.Tensor:
     """uint8 or float-in-0..255 images (N, 1, H, W) → float in [-1, 1] (mini-Xception's Keras preprocessing)."""
-    # one new tensor, then in place (the float branch must not modify the caller's tensor)
-    return images.float().mul_(1 / 127.5).sub_(1.0) if images.dtype == torch.uint8 else images.mul(1 / 127.5).sub_(1.0)
+    # one new tensor, then in place; the caller's tensor is never modified
+    if images.dtype == torch.uint8:
+        return images.float().mul_(1 / 127.5).sub_(1.0)
+    return images.mul(1 / 127.5).sub_(1.0)
 
 
 def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
