@@ -38,20 +38,9 @@ def emit(figures: dict) -> None:
 
 def compose(overrides: list[str], output_dir: Path, config_name: str = "train"):
     """conf/<config_name>.yaml composed as ``scripts/train.py`` would, with outputs in ``output_dir``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from fer_lightning.utils.compose import compose_config
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)  # lets ${hydra:runtime.output_dir} resolve outside @hydra.main
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir)
-    return cfg
+    return compose_config(ROOT / "conf", config_name, overrides, output_dir)
 
 
 def rate(count: int, seconds: float) -> float:

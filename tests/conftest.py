@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+
+from fer_lightning.utils.compose import compose_config as compose_conf_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -36,14 +35,7 @@ def cache_dir(tmp_path_factory) -> Path:
 
 def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
     """Compose a real config from conf/ as the script would, with run outputs in ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)  # lets ${hydra:runtime.output_dir} resolve outside @hydra.main
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir)
-    return cfg
+    return compose_conf_dir(ROOT / "conf", config_name, overrides, output_dir)
 
 
 TINY_TRAIN = [
