@@ -86,10 +86,11 @@ def _usable_cpus() -> int:
 def map_files(todo: list[FileRef], detector: FaceDetector, workers: int | None,
              probe_s: float) -> Iterator[FileResult]:
     """Results in completion order (no cache). In-process for ``probe_s`` seconds to time the files, then a
-    pool of ``workers`` (``None``: one per usable core) for the rest, only if that will pay off."""
+    pool of ``workers`` (``None``: one per usable core) for the rest, only if that will pay off.
+    ``probe_s <= 0`` skips the probe: the pool is used whenever ``workers`` allows it."""
     n_workers = min(_usable_cpus() if workers is None else int(workers), len(todo))
     done, started = 0, time.perf_counter()
-    if n_workers > 1:
+    if n_workers > 1 and probe_s > 0:
         while done < len(todo) and time.perf_counter() - started < probe_s:
             yield process_file(todo[done], detector)
             done += 1
