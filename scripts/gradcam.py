@@ -1,22 +1,19 @@
 """Grad-CAM review panels for photos: python scripts/gradcam.py inputs=<folder> [ckpt_path=...] [labels=jaffe]."""
 
-from fer_lightning.utils.runtime import bootstrap
+from fer_lightning.utils.runtime import bootstrap, user_errors
 
 bootstrap(__file__)
 
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.checkpoints import CheckpointError
 from fer_lightning.explain.review import review_photos
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="gradcam")
 def main(cfg: DictConfig) -> None:
-    try:
+    with user_errors():
         review_photos(cfg)
-    except (CheckpointError, FileNotFoundError) as e:  # user errors: one clear line instead of a traceback
-        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -98,3 +98,12 @@ def tiny_weights(tiny_checkpoint, tmp_path_factory) -> Path:
     from fer_lightning.checkpoints import export_weights
 
     return export_weights(tiny_checkpoint, tmp_path_factory.mktemp("weights") / "tiny.pt", meta={"note": "test"})
+
+
+def run_script(name: str, *overrides: str, env: dict | None = None, timeout: int = 600):
+    """Run ``scripts/<name>.py`` as a real process with Hydra overrides; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *overrides], check=False,
+                          cwd=ROOT, env=env or os.environ.copy(), capture_output=True, text=True, timeout=timeout)

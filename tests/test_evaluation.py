@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from fer_lightning.emotions import EMOTIONS
 from fer_lightning.evaluation import evaluate, most_confident_mistakes
 from fer_lightning.tta import normalise_modes, views
 from fer_lightning.utils.threads import intra_op_threads
-from tests.conftest import ROOT, compose_config
+from tests.conftest import compose_config, run_script
 
 
 def eval_cfg(tmp_path, cache_dir, *overrides):
@@ -131,16 +129,8 @@ def test_most_confident_mistakes_are_wrong_and_sorted():
 
 def test_eval_script_writes_metrics_in_its_run_dir(tiny_weights, tmp_path, cache_dir):
     env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "eval.py"),
-        f"ckpt_path={tiny_weights}",
-        f"paths.log_dir={tmp_path}",
-        "tta=hflip",
-        "max_faces=100",
-        "threads=1",
-    ]
-    done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = run_script("eval", f"ckpt_path={tiny_weights}", f"paths.log_dir={tmp_path}", "tta=hflip",
+                      "max_faces=100", "threads=1", env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (tmp_path / "eval" / "runs").iterdir()
     saved = json.loads((run / "metrics.json").read_text())

@@ -1,9 +1,6 @@
 """Grad-CAM family via pytorch-grad-cam on real faces: maps, the in-place ReLU pitfall, panels and the script."""
 
 import copy
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +17,7 @@ from fer_lightning.emotions import EMOTIONS
 from fer_lightning.explain.gradcam import GradCAMExplainer, default_target_layer
 from fer_lightning.explain.panels import COLUMNS, panel_size, save_panels
 from fer_lightning.utils.threads import intra_op_threads
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 
 @pytest.fixture(scope="module")
@@ -118,19 +115,8 @@ def test_panel_pages_have_the_expected_pixel_size(net, faces, tmp_path):
 
 
 def test_gradcam_script_saves_a_panel_grid_for_photos(tiny_weights, jaffe_dir, tmp_path):
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "gradcam.py"),
-        f"inputs={jaffe_dir}",
-        f"ckpt_path={tiny_weights}",
-        "max_faces=3",
-        "labels=jaffe",
-        "target_layer=classifier",
-        f"paths.log_dir={tmp_path}",
-    ]
-    done = subprocess.run(
-        cmd, check=False, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=300
-    )
+    done = run_script("gradcam", f"inputs={jaffe_dir}", f"ckpt_path={tiny_weights}", "max_faces=3", "labels=jaffe",
+                      "target_layer=classifier", f"paths.log_dir={tmp_path}", timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (tmp_path / "gradcam" / "runs").iterdir()
     assert sorted(p.name for p in run.glob("*.png")) == ["gradcam_panels_000.png"]

@@ -1,10 +1,7 @@
 """Predictor and scripts/predict.py on the real JAFFE photos (one face each) and a session-trained checkpoint."""
 
 import csv
-import os
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -19,7 +16,7 @@ from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.predict import Predictor
 from fer_lightning.predict_files import columns, list_inputs, predict_files, predict_paths, write_csv
-from tests.conftest import ROOT, compose_config
+from tests.conftest import compose_config, run_script
 
 PHOTOS = ["KA.AN1.39.tiff", "KL.HA1.158.tiff", "KM.SU1.14.tiff", "KR.NE1.71.tiff", "MK.SA1.119.tiff"]
 
@@ -124,16 +121,8 @@ def test_other_detectors_plug_in(tiny_weights, jaffe_dir):
 
 
 def test_predict_script_writes_csv_annotations_and_table(tiny_weights, photo_dir, tmp_path):
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "predict.py"),
-        f"inputs={photo_dir}",
-        f"ckpt_path={tiny_weights}",
-        f"paths.log_dir={tmp_path / 'out'}",
-    ]
-    done = subprocess.run(
-        cmd, check=False, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=300
-    )
+    done = run_script("predict", f"inputs={photo_dir}", f"ckpt_path={tiny_weights}",
+                      f"paths.log_dir={tmp_path / 'out'}", timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (tmp_path / "out" / "predict" / "runs").iterdir()
     with open(run / "predictions.csv") as f:
@@ -160,16 +149,8 @@ def test_missing_checkpoint_or_inputs_fail_with_the_path(tiny_weights, tmp_path)
 
 @pytest.mark.slow
 def test_predict_script_without_inputs_or_checkpoint_fails_clearly(tmp_path):
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "predict.py"),
-        f"inputs={tmp_path / 'missing'}",
-        f"ckpt_path={tmp_path / 'none.ckpt'}",
-        f"paths.log_dir={tmp_path}",
-    ]
-    done = subprocess.run(
-        cmd, check=False, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=300
-    )
+    done = run_script("predict", f"inputs={tmp_path / 'missing'}", f"ckpt_path={tmp_path / 'none.ckpt'}",
+                      f"paths.log_dir={tmp_path}", timeout=300)
     assert (
         done.returncode == 1 and f"checkpoint not found: looked for {tmp_path / 'none.ckpt'}" in done.stderr
     )

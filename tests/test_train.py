@@ -1,8 +1,6 @@
 """End-to-end training through the real configs on the real FER2013 (a few batches per stage)."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,7 @@ from omegaconf import open_dict
 
 from fer_lightning.training import train
 from fer_lightning.utils.tensorboard import read_scalars
-from tests.conftest import ROOT, TINY_TRAIN, compose_config
+from tests.conftest import TINY_TRAIN, compose_config, run_script
 
 
 def tensorboard_scalars(run_dir: Path) -> dict[str, list[float]]:
@@ -89,9 +87,8 @@ def test_gpu_command_composes_and_runs_where_a_gpu_exists(tmp_path, cache_dir):
 
 def test_multirun_sweep_creates_one_run_dir_per_value(tmp_path, cache_dir):
     env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "model.optimizer.lr=0.01,0.05",
-           f"paths.log_dir={tmp_path}", "test=false", *TINY_TRAIN]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_script("train", "-m", "model.optimizer.lr=0.01,0.05", f"paths.log_dir={tmp_path}", "test=false",
+                      *TINY_TRAIN, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     sweeps = list((tmp_path / "train" / "multiruns").iterdir())
     assert len(sweeps) == 1
@@ -106,9 +103,7 @@ def test_multirun_sweep_creates_one_run_dir_per_value(tmp_path, cache_dir):
 def test_ddp_on_two_cpu_processes(tmp_path, cache_dir):
     """trainer=ddp with gloo: Lightning re-launches the script per rank, so it must run as a subprocess."""
     env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "trainer=ddp", "trainer.devices=2",
-           f"hydra.run.dir={tmp_path}", *TINY_TRAIN]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_script("train", "trainer=ddp", "trainer.devices=2", f"hydra.run.dir={tmp_path}", *TINY_TRAIN, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
@@ -116,11 +111,10 @@ def test_ddp_on_two_cpu_processes(tmp_path, cache_dir):
 
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
     env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "hparams_search=optuna",
-           "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2", f"paths.log_dir={tmp_path}",
-           "test=false", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-           *[o for o in TINY_TRAIN if "limit_" not in o]]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_script("train", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+                      "hydra.sweeper.sampler.n_startup_trials=2", f"paths.log_dir={tmp_path}", "test=false",
+                      "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                      *[o for o in TINY_TRAIN if "limit_" not in o], env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
     best = (sweep / "optimization_results.yaml").read_text()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -12,3 +14,15 @@ def bootstrap(script_file: str) -> Path:
     os.environ.setdefault("PROJECT_ROOT", str(root))
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     return root
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can fix (missing/mismatched checkpoint, missing input) into one clear line and exit 1,
+    instead of a traceback; anything else is a bug and keeps its traceback."""
+    from fer_lightning.checkpoints import CheckpointError  # imported here: bootstrap() must run before the package
+
+    try:
+        yield
+    except (CheckpointError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
