@@ -1,7 +1,7 @@
 """The benchmark scripts run end to end on the real data with tiny sizes and print one JSON line of figures.
 
 No timing assertions (figures depend on the machine): only that each script runs, and its line parses and holds
-the keys benchmarks/README.md quotes. The four scripts run concurrently, one torch thread each, to keep this short.
+the keys benchmarks/README.md quotes. The scripts run concurrently, one torch thread each, to keep this short.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 SCRIPTS = {
     "data": ["bench_data.py", "--rows", "300", "--quick"],
     "train": ["bench_train.py", "--quick", "--skip", "nchw"],
+    "train_ddp": ["bench_train_ddp.py", "--quick"],
     "predict": ["bench_predict.py", "--quick"],
     "paths_accuracy": ["bench_paths_accuracy.py", "--quick"],
 }
@@ -25,7 +26,10 @@ KEYS = {
     "data": {"cold_s", "warm_s", "notebook_s", "speedup_warm", "goal_warm_20x", "goal_cold_under_4s", "rows"},
     "train": {"compute_only_img_s", "compute_only_end_img_s", "fit_batch_img_s", "fit_albumentations_img_s",
               "compute_only_beside_albumentations_img_s", "notebook_img_s", "compute_only_beside_notebook_img_s",
-              "fit_vs_compute_only", "fit_vs_notebook", "batch_size"},
+              "fit_vs_compute_only", "fit_vs_notebook", "notebook_crop44_img_s", "fit_vs_notebook_same_ceiling",
+              "batch_size"},
+    "train_ddp": {"fit_ddp_img_s", "compute_only_ddp_img_s", "notebook_img_s", "fit_ddp_vs_notebook",
+                  "fit_ddp_vs_compute_only", "processes", "batch_per_rank"},
     "predict": {"torch_latency_ms", "onnx_latency_ms", "detect_ms", "classify_1_face_torch_ms",
                 "classify_1_face_onnx_ms", "model_torch_img_s", "model_onnx_img_s", "faces_found", "peer"},
     "paths_accuracy": {"batch_acc", "albumentations_acc", "difference", "runs", "epochs"},
