@@ -119,3 +119,15 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
     best = (sweep / "optimization_results.yaml").read_text()
     assert "best_params" in best and "model.optimizer.lr" in best and "best_value" in best
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_earlier(train_cfg, tmp_path):
+    """lr 0 and frozen BatchNorm statistics: every epoch validates identically, so epoch 0 stays the best."""
+    with open_dict(train_cfg):
+        train_cfg.trainer.max_epochs = 2
+        train_cfg.model.optimizer.lr = 0.0
+        train_cfg.model.net.bn_momentum = 0.0
+    train(train_cfg)
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 6  # 2 epochs of 3 batches
