@@ -1,8 +1,8 @@
 """Training throughput with one process per core: Lightning DDP (gloo) with one torch thread per process.
 
-Why: on this 2-core CPU one process with 2 intra-op threads runs the mini-Xception step only ~1.35x faster than one
-thread (small convolutions and BatchNorms leave the second thread waiting); two processes with one thread each
-keep both cores busy. The global batch stays at ``--batch-size`` (each rank takes ``batch_size / processes``, the
+Why: on this 2-core CPU one process with 2 intra-op threads trains the mini-Xception only ~1.3-1.4x faster than
+with one thread (the fit: 733-781 img/s on one, ~1,000 on two); two processes with one thread each use both cores
+fully (benchmarks/README.md). The global batch stays at ``--batch-size`` (each rank takes ``batch_size / processes``, the
 learning rate unchanged); BatchNorm statistics are per rank (64 faces per rank at the default sizes).
 
 Same protocol as ``bench_train.py``: a real ``Trainer.fit`` from the project's configs (here ``trainer=ddp``),
