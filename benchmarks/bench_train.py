@@ -88,14 +88,15 @@ class BatchClock(pl.Callback):
         return rate(self.images, self.seconds)
 
 
-def lightning_fit(overrides: list[str], batches: int, warmup: int, block: int, workdir: Path) -> tuple[float, float]:
-    """A real fit (config → datamodule, model, callbacks, logger, trainer as fer_lightning.training does):
-    (fit img/s, interleaved compute-only img/s)."""
+def lightning_fit(overrides: list[str], batches: int, warmup: int, block: int, workdir: Path,
+                  clock_type: type[BatchClock] = BatchClock) -> BatchClock:
+    """A real fit (config → datamodule, model, callbacks, logger, trainer as fer_lightning.training does), timed by
+    a ``clock_type`` callback whose probe steps on batches of the fit's (per-process) batch size."""
     cfg = compose(["trainer.max_epochs=1", "trainer.accelerator=cpu", f"trainer.limit_train_batches={warmup + batches}",
                    "trainer.limit_val_batches=1", *overrides], workdir)
-    clock = BatchClock(warmup, ComputeProbe(cfg.data.batch_size), block)
+    clock = clock_type(warmup, ComputeProbe(cfg.data.batch_size), block)
     fit(cfg, [clock])
-    return clock.img_s, clock.probe.img_s
+    return clock
 
 
 def notebook_loop(batch_size: int, batches: int, warmup: int, block: int, workdir: Path,
@@ -145,11 +146,13 @@ def main() -> None:
             probe = ComputeProbe(bs, channels_last=False)
             probe.run(b)
             figures["compute_only_nchw_img_s"] = probe.img_s
-        figures["fit_batch_img_s"], figures["compute_only_img_s"] = lightning_fit(common, b, w, k, work / "fit")
+        clock = lightning_fit(common, b, w, k, work / "fit")
+        figures["fit_batch_img_s"], figures["compute_only_img_s"] = clock.img_s, clock.probe.img_s
         if "albumentations" not in args.skip:
-            figures["fit_albumentations_img_s"], figures["compute_only_beside_albumentations_img_s"] = lightning_fit(
-                [*common, "data/augmentation=albumentations", f"data.num_workers={args.albumentations_workers}"],
-                b, w, k, work / "fit-albumentations")
+            clock = lightning_fit([*common, "data/augmentation=albumentations",
+                                   f"data.num_workers={args.albumentations_workers}"], b, w, k, work / "fit-albumentations")
+            figures["fit_albumentations_img_s"] = clock.img_s
+            figures["compute_only_beside_albumentations_img_s"] = clock.probe.img_s
             figures["albumentations_workers"] = args.albumentations_workers
         # measured once more at the end, so a drift in machine load shows up
         probe = ComputeProbe(bs)

@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_train import BatchClock, ComputeProbe, notebook_loop
-from common import compose, emit, fit
+from bench_train import BatchClock, lightning_fit, notebook_loop
+from common import emit
 
 WORKDIR_ENV = "FER_BENCH_DDP_WORKDIR"  # rank 0 makes it; the ranks Lightning launches inherit the environment
 
@@ -33,9 +33,8 @@ WORKDIR_ENV = "FER_BENCH_DDP_WORKDIR"  # rank 0 makes it; the ranks Lightning la
 class SummedClock(BatchClock):
     """BatchClock whose figures are summed over the ranks when training ends (while the process group is up)."""
 
-    totals: dict[str, float] = {}
-
     def on_train_end(self, trainer, pl_module) -> None:
+        self.rank = trainer.global_rank
         mine = torch.tensor([self.img_s, self.probe.img_s], dtype=torch.float64)
         summed = trainer.strategy.reduce(mine, reduce_op="sum")
         self.totals = {"fit_ddp_img_s": round(float(summed[0]), 1),
@@ -78,13 +77,10 @@ def main() -> None:
                 figures["notebook_img_s"], figures["compute_only_beside_notebook_img_s"] = notebook_loop(
                     args.batch_size, b, w, k, Path(os.environ[WORKDIR_ENV], "notebook"))
         torch.set_num_threads(args.threads)
-        workdir = Path(os.environ[WORKDIR_ENV])
-        cfg = compose(["trainer=ddp", f"trainer.devices={args.processes}", "trainer.accelerator=cpu",
-                       "trainer.max_epochs=1", f"trainer.limit_train_batches={w + b}", "trainer.limit_val_batches=1",
-                       f"data.batch_size={per_rank}", "data.eval_batch_size=256", *args.overrides], workdir)
-        clock = SummedClock(w, ComputeProbe(per_rank), k)
-        trainer, _, _ = fit(cfg, [clock])
-        if trainer.global_rank != 0:
+        clock = lightning_fit(["trainer=ddp", f"trainer.devices={args.processes}", f"data.batch_size={per_rank}",
+                               "data.eval_batch_size=256", *args.overrides], b, w, k, Path(os.environ[WORKDIR_ENV]),
+                              SummedClock)
+        if clock.rank != 0:
             return
     figures.update(clock.totals)
     figures["fit_ddp_vs_compute_only"] = round(figures["fit_ddp_img_s"] / figures["compute_only_ddp_img_s"], 3)
