@@ -80,8 +80,11 @@ class BatchClock(pl.Callback):
             self.seconds += now - self.last
             self.images += len(batch[1])
         if self.probe is not None and batch_idx + 1 >= self.warmup and (batch_idx + 1 - self.warmup) % self.block == 0:
-            self.probe.run(self.block)
+            self.run_probes()
         self.last = time.perf_counter()
+
+    def run_probes(self) -> None:
+        self.probe.run(self.block)
 
     @property
     def img_s(self) -> float:

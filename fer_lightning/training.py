@@ -49,6 +49,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if not best:
             log.warning("no best checkpoint (no checkpoint callback or no validation): testing current weights")
         log.info("testing %s on %s", best or "current weights", datamodule.test_split)
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        if best:
+            # Loaded here rather than via ckpt_path: with a weight-averaging callback (callbacks=[default,ema]) Lightning
+            # would restore the raw weights kept for resuming, not the averaged ones that were selected on PublicTest.
+            model.load_state_dict(torch.load(best, map_location=model.device, weights_only=False)["state_dict"])
+        trainer.test(model, datamodule=datamodule)
         metrics.update(trainer.callback_metrics)
     return {k: float(v) for k, v in metrics.items()}

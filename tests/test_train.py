@@ -3,11 +3,13 @@
 import os
 from pathlib import Path
 
+import hydra
 import pytest
+import pytorch_lightning as pl
 import torch
 from omegaconf import open_dict
 
-from fer_lightning.training import train
+from fer_lightning.training import build_model, train
 from fer_lightning.utils.tensorboard import read_scalars
 from tests.conftest import TINY_TRAIN, compose_config, run_script
 
@@ -131,3 +133,23 @@ def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_earlier(train_c
     ckpts = tmp_path / "checkpoints"
     assert sorted(p.name for p in ckpts.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
     assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 6  # 2 epochs of 3 batches
+
+
+def test_weight_averaging_selects_checkpoints_and_tests_on_the_averaged_weights(tmp_path, cache_dir, data_dir):
+    # a large lr moves the raw weights far in 3 steps; the average (decay 0.999) barely leaves the initial weights
+    cfg = compose_config("train", ["callbacks=[default,ema]", "model.optimizer.lr=0.5", *TINY_TRAIN], tmp_path)
+    with open_dict(cfg):
+        cfg.paths.cache_dir = str(cache_dir)
+    metrics = train(cfg)
+    ckpt = torch.load(next((tmp_path / "checkpoints").glob("epoch_*.ckpt")), weights_only=False)
+    averaged, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    assert any(not torch.equal(averaged[k], raw[k]) for k in averaged)
+
+    def test_loss(state_dict) -> float:
+        model = build_model(cfg)
+        model.load_state_dict(state_dict)
+        trainer = pl.Trainer(accelerator="cpu", limit_test_batches=2, logger=False, enable_progress_bar=False)
+        return trainer.test(model, datamodule=hydra.utils.instantiate(cfg.data), verbose=False)[0]["test/loss"]
+
+    assert metrics["test/loss"] == pytest.approx(test_loss(averaged), rel=1e-5)
+    assert metrics["test/loss"] != pytest.approx(test_loss(raw), rel=1e-2)
