@@ -11,7 +11,7 @@ from omegaconf import open_dict
 
 from fer_lightning.training import build_model, train
 from fer_lightning.utils.tensorboard import read_scalars
-from tests.conftest import TINY_TRAIN, compose_config, run_script
+from tests.conftest import ROOT, TINY_TRAIN, compose_config, run_script
 
 
 def tensorboard_scalars(run_dir: Path) -> dict[str, list[float]]:
@@ -153,3 +153,18 @@ def test_weight_averaging_selects_checkpoints_and_tests_on_the_averaged_weights(
 
     assert metrics["test/loss"] == pytest.approx(test_loss(averaged), rel=1e-5)
     assert metrics["test/loss"] != pytest.approx(test_loss(raw), rel=1e-2)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_selects_on_publictest(name, tmp_path):
+    cfg = compose_config("train", [f"experiment={name}"], tmp_path)
+    assert cfg.callbacks.model_checkpoint.monitor in ("val/loss", "val/public/loss")  # seed also validates private
+    assert cfg.data.val_splits[0] == "public"
+    assert cfg.data.test_split == "private" and cfg.trainer.max_epochs >= 100
+
+
+def test_ema_experiment_averages_weights_on_top_of_the_shipped_recipe(tmp_path):
+    ema = compose_config("train", ["experiment=fer2013_ema"], tmp_path)
+    small = compose_config("train", ["experiment=fer2013_small"], tmp_path)
+    assert ema.callbacks.ema._target_.endswith("EMAWeightAveraging") and "ema" not in small.callbacks
+    assert ema.model.optimizer == small.model.optimizer and ema.data.augmentation == small.data.augmentation
