@@ -163,7 +163,7 @@ def test_every_experiment_composes_and_selects_on_publictest(name, tmp_path):
     assert cfg.data.test_split == "private" and cfg.trainer.max_epochs >= 100
 
 
-def test_ema_experiment_averages_weights_on_top_of_the_shipped_recipe(tmp_path):
+def test_ema_experiment_is_the_fer2013_small_recipe_plus_weight_averaging(tmp_path):
     ema = compose_config("train", ["experiment=fer2013_ema"], tmp_path)
     small = compose_config("train", ["experiment=fer2013_small"], tmp_path)
     assert ema.callbacks.ema._target_.endswith("EMAWeightAveraging") and "ema" not in small.callbacks
