@@ -52,7 +52,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if best:
             # Loaded here rather than via ckpt_path: with a weight-averaging callback (callbacks=[default,ema]) Lightning
             # would restore the raw weights kept for resuming, not the averaged ones that were selected on PublicTest.
-            model.load_state_dict(torch.load(best, map_location=model.device, weights_only=False)["state_dict"])
+            model.load_state_dict(torch.load(best, map_location=model.device, weights_only=True)["state_dict"])
         trainer.test(model, datamodule=datamodule)
         metrics.update(trainer.callback_metrics)
     return {k: float(v) for k, v in metrics.items()}
