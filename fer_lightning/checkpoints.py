@@ -151,6 +151,17 @@ def load_network(
     return net.to(device), classes
 
 
+def load_weights_into(net: nn.Module, path: str | Path) -> nn.Module:
+    """Copy a checkpoint's network weights into ``net`` (same architecture), e.g. to fine-tune from them."""
+    path = resolve_checkpoint(path)
+    _, state, _ = _unpack(_read(path), path)
+    detail = _describe_mismatch(net, state)
+    if detail:
+        raise CheckpointMismatchError(f"{path}: weights do not fit {type(net).__name__} — {detail}")
+    net.load_state_dict(state)
+    return net
+
+
 def export_weights(
     lightning_ckpt: str | Path, out_path: str | Path, meta: dict[str, Any] | None = None
 ) -> Path:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -20,7 +21,7 @@ class FERClassifier(pl.LightningModule):
     def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, scheduler_interval: str = "epoch",
                  label_smoothing: float = 0.0, channels_last: bool = True, compile: bool = False,
-                 net_config: dict | None = None) -> None:
+                 distillation_weight: float = 0.0, net_config: dict | None = None) -> None:
         super().__init__()
         # optimiser/scheduler factories are config, not weights: keep them out of the checkpoint so it loads
         # with torch.load(weights_only=True); net_config (plain dict) lets loaders rebuild the network.
@@ -29,6 +30,8 @@ class FERClassifier(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         num_classes = getattr(net, "num_classes", len(EMOTIONS))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        if not 0.0 <= distillation_weight <= 1.0:
+            raise ValueError(f"distillation_weight must lie in [0, 1], got {distillation_weight}")
         # validate_args=False: preds come from argmax and labels were range-checked when the data was loaded;
         # torchmetrics' per-call checks cost more than the update itself (~0.25 of ~0.55 ms per batch on the CPU)
         accuracy = lambda: MulticlassAccuracy(num_classes, average="micro", validate_args=False)
@@ -49,9 +52,22 @@ class FERClassifier(pl.LightningModule):
             self.net = torch.compile(self.net)
 
     def _step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        images, labels = batch
+        images, labels, *teacher = batch  # teacher: [probabilities (N, C)] when the data module distils
         logits = self(images)
-        return self.criterion(logits, labels), logits.argmax(1), labels
+        loss = self.criterion(logits, labels)
+        weight = self.hparams.distillation_weight
+        if teacher and weight > 0:
+            # cross-entropy against the teachers' probabilities (= KL to them up to a constant), mixed with the labels
+            loss = (1 - weight) * loss + weight * F.cross_entropy(logits, teacher[0].to(logits.dtype))
+        return loss, logits.argmax(1), labels
+
+    def on_fit_start(self) -> None:
+        targets = getattr(getattr(self.trainer, "datamodule", None), "teacher_targets", None)
+        if bool(targets) != (self.hparams.distillation_weight > 0):  # half a distillation setup is a config slip
+            raise ValueError(
+                f"distillation needs both data.teacher_targets (now {targets!r}) and model.distillation_weight > 0 "
+                f"(now {self.hparams.distillation_weight})"
+            )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, preds, labels = self._step(batch)

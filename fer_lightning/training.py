@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning.checkpoints import load_weights_into
 from fer_lightning.utils.instantiate import instantiate_group
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,9 @@ def build_model(cfg: DictConfig) -> pl.LightningModule:
     model = hydra.utils.instantiate(cfg.model)
     # set after instantiation: passed as an argument, Hydra would build the network from it a second time
     model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
+    if cfg.get("init_weights"):  # fine-tuning: start from trained weights, with a fresh optimiser and schedule
+        load_weights_into(model.net, cfg.init_weights)
+        log.info("network initialised from %s", cfg.init_weights)
     return model
 
 

@@ -1,6 +1,6 @@
 """Train a network: python scripts/train.py [model=mini_xception] [trainer=gpu] [experiment=...] [-m sweeps]."""
 
-from fer_lightning.utils.runtime import bootstrap
+from fer_lightning.utils.runtime import bootstrap, user_errors
 
 bootstrap(__file__)
 
@@ -12,7 +12,8 @@ from fer_lightning.training import train
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    with user_errors():
+        metrics = train(cfg)
     # the returned value is what Hydra sweepers (e.g. optuna) optimise: the selection-split loss
     return metrics.get(cfg.optimized_metric)
 

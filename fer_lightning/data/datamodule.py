@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fer_lightning.data.arrays import SPLITS, FERArrays
+from fer_lightning.data.teacher_targets import load_teacher_targets
 from fer_lightning.data.transforms import AlbumentationsAugment, BatchAugment, to_model_input
 
 log = logging.getLogger(__name__)
@@ -20,17 +21,17 @@ class InMemoryFaces(Dataset):
     """Faces held as one uint8 tensor (N, 1, 48, 48); ``__getitems__`` fetches a whole batch with one index op."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,
-                 transform: AlbumentationsAugment | None = None) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
+                 transform: AlbumentationsAugment | None = None, targets: torch.Tensor | None = None) -> None:
+        # targets: optional soft labels (N, classes) from a teacher ensemble, returned as a third batch element
+        self.images, self.labels, self.transform, self.targets = images, labels, transform, targets
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = self.__getitems__([index])
-        return images[0], labels[0]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(part[0] for part in self.__getitems__([index]))
 
-    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
         index = torch.as_tensor(indices)
         if self.images.is_cuda:  # pinned + non_blocking: a pageable host→GPU copy would wait for the GPU's queue
             index = index.pin_memory().to(self.images.device, non_blocking=True)
@@ -38,7 +39,9 @@ class InMemoryFaces(Dataset):
         images = self.images.index_select(0, index)
         if self.transform is not None:  # straightforward path: one albumentations call per sample
             images = torch.from_numpy(np.stack([self.transform(im[0].numpy()) for im in images])).unsqueeze(1)
-        return images, self.labels.index_select(0, index)
+        if self.targets is None:
+            return images, self.labels.index_select(0, index)
+        return images, self.labels.index_select(0, index), self.targets.index_select(0, index)
 
 
 def _batch_is_ready(batch):
@@ -51,13 +54,14 @@ class FERDataModule(pl.LightningDataModule):
 
     ``val_splits=[public, private]`` also validates on PrivateTest, as the notebook did (logged separately).
     Augmentation is a :class:`BatchAugment` (applied to whole batches on the training device, the default) or an
-    :class:`AlbumentationsAugment` (applied per sample in the dataset).
+    :class:`AlbumentationsAugment` (applied per sample in the dataset). ``teacher_targets`` (a file from
+    ``scripts/teacher_targets.py``) adds the teachers' probabilities as a third element of every training batch.
     """
 
     def __init__(self, source: Callable[[], FERArrays], augmentation: BatchAugment | AlbumentationsAugment | None = None,
                  batch_size: int = 128, eval_batch_size: int = 512, val_splits: Sequence[str] = ("public",),
                  test_split: str = "private", num_workers: int = 0, pin_memory: bool = False,
-                 keep_on_device: bool = False) -> None:
+                 keep_on_device: bool = False, teacher_targets: str | None = None) -> None:
         super().__init__()
         unknown = [s for s in [*val_splits, test_split] if s not in SPLITS]
         if unknown or not val_splits:
@@ -66,8 +70,10 @@ class FERDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_splits, self.test_split = tuple(val_splits), test_split
         self.num_workers, self.pin_memory, self.keep_on_device = num_workers, pin_memory, keep_on_device
+        self.teacher_targets = teacher_targets
         self.arrays: FERArrays | None = None
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.train_targets: torch.Tensor | None = None
 
     def prepare_data(self) -> None:
         self.source()  # parse once and fill the cache before DDP ranks start reading it
@@ -81,6 +87,9 @@ class FERDataModule(pl.LightningDataModule):
         for name in SPLITS:
             images, labels = self.arrays.split(name)
             self.tensors[name] = (torch.from_numpy(images).unsqueeze(1).to(device), torch.from_numpy(labels).to(device))
+        if self.teacher_targets:
+            self.train_targets = load_teacher_targets(self.teacher_targets, self.tensors["train"][1]).to(device)
+            log.info("distilling from %s (teacher ensemble probabilities for the Training faces)", self.teacher_targets)
         if len(self.tensors["train"][1]) == 0:
             log.warning("the data source has no Training rows: fitting is impossible, evaluation still works")
 
@@ -98,7 +107,7 @@ class FERDataModule(pl.LightningDataModule):
         self.setup()
         images, labels = self.tensors[split]
         per_sample = self.augmentation if train and isinstance(self.augmentation, AlbumentationsAugment) else None
-        return InMemoryFaces(images, labels, per_sample)
+        return InMemoryFaces(images, labels, per_sample, self.train_targets if train else None)
 
     def dataloader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.dataset(split, train)
@@ -121,8 +130,8 @@ class FERDataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Batch augmentation runs here, on the device that trains; then uint8 → normalised float."""
-        images, labels = batch
+        images, *rest = batch  # rest: labels, and teacher probabilities when distilling
         training = self.trainer is not None and self.trainer.training
         if training and isinstance(self.augmentation, BatchAugment):
             images = self.augmentation(images)
-        return to_model_input(images), labels
+        return to_model_input(images), *rest
