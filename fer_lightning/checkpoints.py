@@ -114,14 +114,18 @@ def build_network(net_config: dict, state: dict[str, torch.Tensor], source: str 
         net = hydra.utils.instantiate(net_config)
     except Exception as e:  # a bad _target_ or argument surfaces as several exception types
         raise CheckpointError(f"{source}: cannot build network {net_config.get('_target_')!r} ({e})") from e
+    return _load_checked(net, state, source, net_config["_target_"]).eval()
+
+
+def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], source: str | Path, name: str) -> nn.Module:
+    """``net.load_state_dict(state)``, or an error naming every key or shape that differs."""
     detail = _describe_mismatch(net, state)
     if detail:
         raise CheckpointMismatchError(
-            f"{source}: weights do not fit the network {net_config['_target_']} "
-            f"(another architecture or class count?) — {detail}"
+            f"{source}: weights do not fit the network {name} (another architecture or class count?) — {detail}"
         )
     net.load_state_dict(state)
-    return net.eval()
+    return net
 
 
 def load_network(
@@ -155,11 +159,7 @@ def load_weights_into(net: nn.Module, path: str | Path) -> nn.Module:
     """Copy a checkpoint's network weights into ``net`` (same architecture), e.g. to fine-tune from them."""
     path = resolve_checkpoint(path)
     _, state, _ = _unpack(_read(path), path)
-    detail = _describe_mismatch(net, state)
-    if detail:
-        raise CheckpointMismatchError(f"{path}: weights do not fit {type(net).__name__} — {detail}")
-    net.load_state_dict(state)
-    return net
+    return _load_checked(net, state, path, type(net).__name__)
 
 
 def export_weights(

@@ -115,7 +115,7 @@ def test_init_weights_from_another_architecture_is_refused(train_cfg, tiny_check
     cfg = compose_config("train", ["model=vgg", *TINY_TRAIN], tmp_path)
     with open_dict(cfg):
         cfg.init_weights = str(tiny_checkpoint)
-    with pytest.raises(CheckpointMismatchError, match="do not fit VGGNet"):
+    with pytest.raises(CheckpointMismatchError, match="do not fit the network VGGNet"):
         train(cfg)
 
 

@@ -20,8 +20,7 @@ def bootstrap(script_file: str) -> Path:
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix (missing/mismatched checkpoint, missing input) into one clear line and exit 1,
     instead of a traceback; anything else is a bug and keeps its traceback."""
-    # imported here: bootstrap() must run before the package
-    from fer_lightning.checkpoints import CheckpointError
+    from fer_lightning.checkpoints import CheckpointError  # imported here: bootstrap() must run before the package
     from fer_lightning.data.teacher_targets import TeacherTargetsError
 
     try:
