@@ -55,6 +55,11 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     return path
 
 
+def read_checkpoint(path: str | Path | None) -> dict[str, Any]:
+    """The whole checkpoint dict (either format; ``None``: the default weights), read with ``weights_only=True``."""
+    return _read(resolve_checkpoint(path))
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
@@ -86,6 +91,23 @@ def _unpack(data: dict[str, Any], path: Path) -> tuple[dict, dict[str, torch.Ten
     if not state:
         raise CheckpointError(f"{path} holds no network weights (no 'net.*' keys in its state_dict)")
     return dict(net_config), state, list(data.get("classes") or EMOTIONS)
+
+
+def replace_network_state(data: dict[str, Any], state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Put ``state`` (the network's own keys) into checkpoint ``data`` of either format, in place; every network key
+    of the checkpoint must be replaced, so a different architecture cannot half-overwrite it."""
+    _unpack(data, Path(source))  # the same format checks as when loading
+    old = data["state_dict"]
+    if "net_config" in data:  # weights-only file: the network's own keys
+        names = {k: k for k in old}
+    else:  # Lightning: "net." (+ "_orig_mod.") prefixes; other entries (e.g. loss weights) stay untouched
+        names = {k: k.removeprefix("net.").removeprefix("_orig_mod.") for k in old if k.startswith("net.")}
+    if set(names.values()) != set(state) or any(old[k].shape != state[n].shape for k, n in names.items()):
+        raise CheckpointMismatchError(
+            f"{source}: the new network state has other keys or shapes than the checkpoint's network"
+        )
+    for key, name in names.items():
+        old[key] = state[name].detach().cpu()
 
 
 def _describe_mismatch(net: nn.Module, state: dict[str, torch.Tensor]) -> str:

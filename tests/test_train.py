@@ -160,7 +160,8 @@ def test_every_experiment_composes_and_selects_on_publictest(name, tmp_path):
     cfg = compose_config("train", [f"experiment={name}"], tmp_path)
     assert cfg.callbacks.model_checkpoint.monitor in ("val/loss", "val/public/loss")  # seed also validates private
     assert cfg.data.val_splits[0] == "public"
-    assert cfg.data.test_split == "private" and cfg.trainer.max_epochs >= 100
+    assert cfg.data.test_split == "private"
+    assert cfg.trainer.max_epochs >= 100 or cfg.init_weights  # second stages fine-tune trained weights
 
 
 def test_ema_experiment_is_the_fer2013_small_recipe_plus_weight_averaging(tmp_path):
