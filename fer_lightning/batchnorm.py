@@ -138,7 +138,7 @@ class PreciseBatchNorm(pl.Callback):
     faces. Cost: one forward pass over ``num_faces`` per validation.
     """
 
-    def __init__(self, num_faces: int | None = 8192, batch_size: int = 256, seed: int = 0) -> None:
+    def __init__(self, num_faces: int | None = 4096, batch_size: int = 256, seed: int = 0) -> None:
         self.num_faces, self.batch_size, self.seed = num_faces, batch_size, seed
         self._faces: torch.Tensor | None = None
 
