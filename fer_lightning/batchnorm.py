@@ -60,23 +60,21 @@ def write_recalibrated_checkpoint(source: str | Path, net: nn.Module, out_path: 
 
 
 def select_with_precise_bn(net: nn.Module, candidates: list[str | Path], train_images: torch.Tensor,
-                           val_images: torch.Tensor, val_labels: torch.Tensor,
-                           write: bool = True) -> tuple[Path, dict[str, float]]:
+                           val_images: torch.Tensor, val_labels: torch.Tensor) -> tuple[Path, dict[str, float]]:
     """Score each saved checkpoint (e.g. the selected one and the last one) on the selection split as saved and after
     precise BN; load the one with the lowest PublicTest loss (plain cross-entropy) into ``net`` and return its path.
 
-    A recalibrated winner is written beside its source as ``<name>_precise_bn.<ext>`` (``write=False`` on DDP ranks
-    other than 0: every rank computes the same statistics). Why the last checkpoint competes: a checkpoint's stale
+    A recalibrated winner is written beside its source as ``<name>_precise_bn.<ext>``. Why the last checkpoint
+    competes: a checkpoint's stale
     statistics can hide that later weights are as good — measured on the session-3 run, epoch 250 recalibrated
     (loss 0.9405) beat the epoch picked with its saved statistics (0.9536; 0.9419 recalibrated).
     """
-    from fer_lightning.evaluation import predict_log_probs  # evaluation imports plotting: keep it lazy
+    from fer_lightning.evaluation import predict_log_probs, split_metrics  # evaluation imports plotting: keep it lazy
 
     def public_figures() -> tuple[float, float]:
         log_probs = predict_log_probs(net, val_images, batch_size=256)
-        labels = val_labels.cpu().long()
-        loss = float(torch.nn.functional.nll_loss(log_probs, labels))
-        return loss, float((log_probs.argmax(1) == labels).float().mean())
+        m = split_metrics(log_probs, val_labels.cpu(), [str(c) for c in range(log_probs.shape[1])])
+        return m["loss"], m["acc"]
 
     scored: list[tuple[float, float, Path, bool, dict]] = []  # (loss, acc, source, recalibrated, network state)
     for path in dict.fromkeys(Path(c) for c in candidates):  # unique, in order
@@ -95,8 +93,7 @@ def select_with_precise_bn(net: nn.Module, candidates: list[str | Path], train_i
         return path, metrics
     net.load_state_dict(state)
     out = path.with_name(f"{path.stem}_precise_bn{path.suffix}")
-    if write:
-        write_recalibrated_checkpoint(path, net, out)
+    write_recalibrated_checkpoint(path, net, out)
     log.info("chosen on PublicTest: %s (%d clean Training faces for the statistics)", out.name, len(train_images))
     return out, metrics
 
@@ -106,11 +103,11 @@ def precise_bn_checkpoints(cfg) -> tuple[Path, dict[str, float]]:
     faces of ``cfg.data``; the first checkpoint is the one selected during training."""
     import hydra
 
-    from fer_lightning.checkpoints import load_network
+    from fer_lightning.checkpoints import CheckpointError, load_network
     from fer_lightning.utils.threads import intra_op_threads
 
     if not cfg.checkpoints:
-        raise ValueError("precise BN needs at least one checkpoint: checkpoints=[<selected.ckpt>, <last.ckpt>]")
+        raise CheckpointError("precise BN needs at least one checkpoint: checkpoints=[<selected.ckpt>,<last.ckpt>]")
     net, _ = load_network(cfg.checkpoints[0])
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup()
@@ -154,4 +151,3 @@ class PreciseBatchNorm(pl.Callback):
                                   dataloader_idx: int = 0) -> None:
         if batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking:
             recalibrate_batchnorm(pl_module.net, self._training_faces(trainer), self.batch_size)
-            pl_module.net.eval()  # update_bn restores the mode it found; validation runs in eval mode anyway

@@ -78,19 +78,13 @@ def test_selection_on_publictest_prefers_recalibrated_statistics(real_faces, tmp
     net, _ = load_network(None)
     for bn in bn_layers(net):
         bn.running_var.mul_(4.0)  # stale statistics, as after training on harder augmented batches
-    stale = export_weights_of(net, tmp_path / "stale.pt")
+    stale = write_recalibrated_checkpoint(DEFAULT_WEIGHTS, net, tmp_path / "stale.pt")  # a candidate checkpoint
     train_images, public_images, public_labels = real_faces
     path, metrics = select_with_precise_bn(net, [stale], train_images, public_images, public_labels)
     assert path == tmp_path / "stale_precise_bn.pt" and metrics["precise_bn/recalibrated"] == 1.0
     assert metrics["precise_bn/public_loss_chosen"] < metrics["precise_bn/public_loss_selected"]
     chosen, _ = load_network(path)
     assert public_acc(chosen, real_faces) == pytest.approx(metrics["precise_bn/public_acc_chosen"], abs=1e-6)
-
-
-def export_weights_of(net, out):
-    """The shipped weights file with ``net``'s state: a candidate checkpoint for the selection."""
-    write_recalibrated_checkpoint(DEFAULT_WEIGHTS, net, out)
-    return out
 
 
 def test_callback_checkpoints_carry_the_statistics_of_their_averaged_weights(tmp_path, cache_dir, data_dir):
@@ -123,7 +117,9 @@ def test_finetune_experiment_is_the_ema_recipe_with_milder_augmentation_and_prec
     assert cfg.model.optimizer.lr < ema.model.optimizer.lr and cfg.callbacks.model_checkpoint.monitor == "val/loss"
 
 
-def test_script_names_a_missing_checkpoint_in_one_line(tmp_path):
-    result = run_script("precise_bn", f"checkpoints=[{tmp_path / 'missing.ckpt'}]", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: checkpoint not found")
+def test_script_names_a_missing_or_absent_checkpoint_in_one_line(tmp_path):
+    for checkpoints, message in ((f"[{tmp_path / 'missing.ckpt'}]", "error: checkpoint not found"),
+                                 ("[]", "error: precise BN needs at least one checkpoint")):
+        result = run_script("precise_bn", f"checkpoints={checkpoints}", f"hydra.run.dir={tmp_path}")
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1].startswith(message)
