@@ -59,29 +59,32 @@ def write_recalibrated_checkpoint(source: str | Path, net: nn.Module, out_path: 
     return atomic_torch_save(data, out_path)
 
 
+def selection_figures(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(plain cross-entropy, accuracy) of ``net`` on the selection split's faces."""
+    from fer_lightning.evaluation import predict_log_probs, split_metrics  # evaluation imports plotting: keep it lazy
+
+    log_probs = predict_log_probs(net, images, batch_size=256)
+    m = split_metrics(log_probs, labels.cpu(), [str(c) for c in range(log_probs.shape[1])])
+    return m["loss"], m["acc"]
+
+
 def select_with_precise_bn(net: nn.Module, candidates: list[str | Path], train_images: torch.Tensor,
                            val_images: torch.Tensor, val_labels: torch.Tensor) -> tuple[Path, dict[str, float]]:
     """Score each saved checkpoint (e.g. the selected one and the last one) on the selection split as saved and after
     precise BN; load the one with the lowest PublicTest loss (plain cross-entropy) into ``net`` and return its path.
 
     A recalibrated winner is written beside its source as ``<name>_precise_bn.<ext>``. Why the last checkpoint
-    competes: a checkpoint's stale
-    statistics can hide that later weights are as good — measured on the session-3 run, epoch 250 recalibrated
-    (loss 0.9405) beat the epoch picked with its saved statistics (0.9536; 0.9419 recalibrated).
+    competes: a checkpoint's stale statistics can hide that later weights are as good — measured on the session-3
+    run, epoch 250 recalibrated (loss 0.9405) beat the epoch picked with its saved statistics (0.9536; 0.9419
+    recalibrated).
     """
-    from fer_lightning.evaluation import predict_log_probs, split_metrics  # evaluation imports plotting: keep it lazy
-
-    def public_figures() -> tuple[float, float]:
-        log_probs = predict_log_probs(net, val_images, batch_size=256)
-        m = split_metrics(log_probs, val_labels.cpu(), [str(c) for c in range(log_probs.shape[1])])
-        return m["loss"], m["acc"]
-
     scored: list[tuple[float, float, Path, bool, dict]] = []  # (loss, acc, source, recalibrated, network state)
     for path in dict.fromkeys(Path(c) for c in candidates):  # unique, in order
         load_weights_into(net, path)
-        scored.append((*public_figures(), path, False, {}))
+        scored.append((*selection_figures(net, val_images, val_labels), path, False, {}))
         recalibrate_batchnorm(net, train_images)
-        scored.append((*public_figures(), path, True, {k: v.clone() for k, v in net.state_dict().items()}))
+        state = {k: v.clone() for k, v in net.state_dict().items()}
+        scored.append((*selection_figures(net, val_images, val_labels), path, True, state))
     for loss, acc, path, recal, _ in scored:
         log.info("PublicTest %s%s: acc %.4f, loss %.4f", path.name, " + precise BN" if recal else "", acc, loss)
     loss, acc, path, recal, state = min(scored, key=lambda s: s[0])

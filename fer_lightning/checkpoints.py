@@ -184,6 +184,12 @@ def load_weights_into(net: nn.Module, path: str | Path) -> nn.Module:
     return _load_checked(net, state, path, type(net).__name__)
 
 
+def network_parts(path: str | Path | None) -> tuple[dict, dict[str, torch.Tensor], list[str]]:
+    """(net_config, network state_dict, classes) of a checkpoint in either format (``None``: the default weights)."""
+    path = resolve_checkpoint(path)
+    return _unpack(_read(path), path)
+
+
 def export_weights(
     lightning_ckpt: str | Path, out_path: str | Path, meta: dict[str, Any] | None = None
 ) -> Path:
@@ -191,19 +197,19 @@ def export_weights(
     source = resolve_checkpoint(lightning_ckpt)
     data = _read(source)
     net_config, state, classes = _unpack(data, source)
-    build_network(net_config, state, source)  # refuse to export weights that would not load
-    info = {
-        "format_version": FORMAT_VERSION,
-        "source": source.name,
-        "epoch": data.get("epoch"),
-        "global_step": data.get("global_step"),
-        **(meta or {}),
-    }
+    info = {"source": source.name, "epoch": data.get("epoch"), "global_step": data.get("global_step"), **(meta or {})}
+    return save_weights(net_config, state, classes, out_path, info)
+
+
+def save_weights(net_config: dict, state: dict[str, torch.Tensor], classes: Sequence[str], out_path: str | Path,
+                 meta: dict[str, Any] | None = None) -> Path:
+    """Write a weights-only file atomically, after checking that the network rebuilds from it."""
+    build_network(net_config, state, out_path)  # refuse to write weights that would not load
     payload = {
-        "net_config": net_config,
+        "net_config": dict(net_config),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()},
-        "classes": classes,
-        "meta": {k: v for k, v in info.items() if v is not None},
+        "classes": list(classes),
+        "meta": {k: v for k, v in {"format_version": FORMAT_VERSION, **(meta or {})}.items() if v is not None},
     }
     return atomic_torch_save(payload, out_path)
 

@@ -115,6 +115,7 @@ def test_finetune_experiment_is_the_ema_recipe_with_milder_augmentation_and_prec
     assert Path(cfg.init_weights) == DEFAULT_WEIGHTS  # never silently from scratch; a fresh clone has these
     assert {"ema", "precise_bn"} <= set(cfg.callbacks) and cfg.data.augmentation.erase_p == 0
     assert cfg.model.optimizer.lr < ema.model.optimizer.lr and cfg.callbacks.model_checkpoint.monitor == "val/loss"
+    assert cfg.callbacks.model_checkpoint.save_top_k == -1  # every epoch, for scripts/soup.py to pick from
 
 
 def test_script_names_a_missing_or_absent_checkpoint_in_one_line(tmp_path):
