@@ -107,3 +107,10 @@ def run_script(name: str, *overrides: str, env: dict | None = None, timeout: int
 
     return subprocess.run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *overrides], check=False,
                           cwd=ROOT, env=env or os.environ.copy(), capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(name: str, message: str, *overrides: str) -> None:
+    """``scripts/<name>.py`` with ``overrides`` exits 1 and its last stderr line starts with ``message``."""
+    result = run_script(name, *overrides)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-2000:]

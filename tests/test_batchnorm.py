@@ -14,7 +14,7 @@ from fer_lightning.data.transforms import to_model_input
 from fer_lightning.evaluation import predict_log_probs
 from fer_lightning.models.mini_xception import MiniXception
 from fer_lightning.training import train
-from tests.conftest import TINY_TRAIN, compose_config, run_script
+from tests.conftest import TINY_TRAIN, assert_one_line_error, compose_config
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,4 @@ def test_finetune_experiment_is_the_ema_recipe_with_milder_augmentation_and_prec
 def test_script_names_a_missing_or_absent_checkpoint_in_one_line(tmp_path):
     for checkpoints, message in ((f"[{tmp_path / 'missing.ckpt'}]", "error: checkpoint not found"),
                                  ("[]", "error: precise BN needs at least one checkpoint")):
-        result = run_script("precise_bn", f"checkpoints={checkpoints}", f"hydra.run.dir={tmp_path}")
-        assert result.returncode == 1
-        assert result.stderr.strip().splitlines()[-1].startswith(message)
+        assert_one_line_error("precise_bn", message, f"checkpoints={checkpoints}", f"hydra.run.dir={tmp_path}")

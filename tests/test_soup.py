@@ -7,7 +7,7 @@ from fer_lightning.batchnorm import fixed_subset
 from fer_lightning.checkpoints import DEFAULT_WEIGHTS, load_network, network_parts, save_weights
 from fer_lightning.data.fer2013 import load_fer2013_csv
 from fer_lightning.soup import average_states, greedy_soup
-from tests.conftest import run_script
+from tests.conftest import assert_one_line_error, run_script
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,4 @@ def test_script_writes_a_loadable_weights_file_from_a_glob(real_faces, tmp_path)
 def test_script_names_a_pattern_that_matches_nothing_or_an_empty_list_in_one_line(tmp_path):
     for checkpoints, message in ((f"[{tmp_path}/none_*.ckpt]", "error: soup: no checkpoint matches"),
                                  ("[]", "error: a soup needs checkpoints")):
-        result = run_script("soup", f"checkpoints={checkpoints}", f"hydra.run.dir={tmp_path}")
-        assert result.returncode == 1
-        assert result.stderr.strip().splitlines()[-1].startswith(message)
+        assert_one_line_error("soup", message, f"checkpoints={checkpoints}", f"hydra.run.dir={tmp_path}")
