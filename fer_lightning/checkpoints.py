@@ -198,13 +198,14 @@ def export_weights(
     data = _read(source)
     net_config, state, classes = _unpack(data, source)
     info = {"source": source.name, "epoch": data.get("epoch"), "global_step": data.get("global_step"), **(meta or {})}
-    return save_weights(net_config, state, classes, out_path, info)
+    return save_weights(net_config, state, classes, out_path, info, source=source)
 
 
 def save_weights(net_config: dict, state: dict[str, torch.Tensor], classes: Sequence[str], out_path: str | Path,
-                 meta: dict[str, Any] | None = None) -> Path:
-    """Write a weights-only file atomically, after checking that the network rebuilds from it."""
-    build_network(net_config, state, out_path)  # refuse to write weights that would not load
+                 meta: dict[str, Any] | None = None, source: str | Path | None = None) -> Path:
+    """Write a weights-only file atomically, after checking that the network rebuilds from it (an error names
+    ``source``, where the weights came from, or else ``out_path``)."""
+    build_network(net_config, state, source or out_path)  # refuse to write weights that would not load
     payload = {
         "net_config": dict(net_config),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()},
