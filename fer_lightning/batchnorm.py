@@ -104,19 +104,26 @@ def select_with_precise_bn(net: nn.Module, candidates: list[str | Path], train_i
 def precise_bn_checkpoints(cfg) -> tuple[Path, dict[str, float]]:
     """``scripts/precise_bn.py``: :func:`select_with_precise_bn` over ``cfg.checkpoints`` (same architecture) with the
     faces of ``cfg.data``; the first checkpoint is the one selected during training."""
-    import hydra
-
     from fer_lightning.checkpoints import CheckpointError, load_network
     from fer_lightning.utils.threads import intra_op_threads
 
     if not cfg.checkpoints:
         raise CheckpointError("precise BN needs at least one checkpoint: checkpoints=[<selected.ckpt>,<last.ckpt>]")
     net, _ = load_network(cfg.checkpoints[0])
-    datamodule = hydra.utils.instantiate(cfg.data)
+    train_images, val_images, val_labels = selection_faces(cfg.data)
+    with intra_op_threads(cfg.get("threads")):
+        return select_with_precise_bn(net, list(cfg.checkpoints), train_images, val_images, val_labels)
+
+
+def selection_faces(data_cfg, num_faces: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Training faces for the statistics — ``num_faces`` of them, see :func:`fixed_subset` —, selection-split faces,
+    their labels) from a data config: what the offline selection scripts need."""
+    import hydra
+
+    datamodule = hydra.utils.instantiate(data_cfg)
     datamodule.setup()
     val_images, val_labels = datamodule.tensors[datamodule.val_splits[0]]
-    with intra_op_threads(cfg.get("threads")):
-        return select_with_precise_bn(net, list(cfg.checkpoints), datamodule.tensors["train"][0], val_images, val_labels)
+    return fixed_subset(datamodule.tensors["train"][0], num_faces), val_images, val_labels
 
 
 def fixed_subset(images: torch.Tensor, num_faces: int | None, seed: int = 0) -> torch.Tensor:

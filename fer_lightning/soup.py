@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fer_lightning.batchnorm import fixed_subset, recalibrate_batchnorm, selection_figures
+from fer_lightning.batchnorm import recalibrate_batchnorm, selection_faces, selection_figures
 from fer_lightning.checkpoints import CheckpointError, load_weights_into, network_parts, save_weights
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,6 @@ def expand_checkpoints(patterns: Sequence[str]) -> list[Path]:
 def soup_checkpoints(cfg) -> tuple[Path, list[Path], dict[str, float]]:
     """``scripts/soup.py``: :func:`greedy_soup` over ``cfg.checkpoints`` with the faces of ``cfg.data``; writes the
     soup as a weights-only file (``cfg.output``) whose ``meta`` lists its members and PublicTest figures."""
-    import hydra
-
     from fer_lightning.checkpoints import load_network
     from fer_lightning.utils.threads import intra_op_threads
 
@@ -87,10 +85,7 @@ def soup_checkpoints(cfg) -> tuple[Path, list[Path], dict[str, float]]:
     if not paths:
         raise CheckpointError("a soup needs checkpoints: 'checkpoints=[<run>/checkpoints/epoch_*.ckpt,<other.ckpt>]'")
     net, classes = load_network(paths[0])
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.setup()
-    val_images, val_labels = datamodule.tensors[datamodule.val_splits[0]]
-    train_images = fixed_subset(datamodule.tensors["train"][0], cfg.get("num_faces"))
+    train_images, val_images, val_labels = selection_faces(cfg.data, cfg.get("num_faces"))
     with intra_op_threads(cfg.get("threads")):
         members, metrics = greedy_soup(net, paths, train_images, val_images, val_labels)
     net_config = network_parts(members[0])[0]

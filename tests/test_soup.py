@@ -19,6 +19,13 @@ def real_faces(data_dir, cache_dir):
     return train_images, public_images, public_labels
 
 
+def random_direction(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """A random step of ~30 % of each convolution/linear weight tensor's scale."""
+    gen = torch.Generator().manual_seed(seed)
+    return {k: 0.3 * v.std() * torch.randn(v.shape, generator=gen)
+            for k, v in state.items() if k.endswith("weight") and v.ndim > 1}
+
+
 def shifted_weights(tmp_path, name: str, direction: dict[str, torch.Tensor], sign: float):
     """The shipped weights moved by ±``direction`` (convolution/linear weights only), as a weights file."""
     net_config, state, classes = network_parts(None)
@@ -35,10 +42,7 @@ def test_average_states_means_floats_and_keeps_counters():
 
 def test_greedy_soup_keeps_two_checkpoints_whose_average_is_better_and_drops_a_bad_one(real_faces, tmp_path):
     _, state, _ = network_parts(None)
-    gen = torch.Generator().manual_seed(0)
-    # a random step of ~30 % of each weight tensor's scale: both sides hurt, their average is the shipped network
-    direction = {k: 0.3 * v.std() * torch.randn(v.shape, generator=gen)
-                 for k, v in state.items() if k.endswith("weight") and v.ndim > 1}
+    direction = random_direction(state, seed=0)  # both sides hurt; their average is the shipped network
     plus = shifted_weights(tmp_path, "plus", direction, +1.0)
     minus = shifted_weights(tmp_path, "minus", direction, -1.0)
     far = shifted_weights(tmp_path, "far", direction, +3.0)
@@ -52,9 +56,7 @@ def test_greedy_soup_keeps_two_checkpoints_whose_average_is_better_and_drops_a_b
 
 def test_script_writes_a_loadable_weights_file_from_a_glob(real_faces, tmp_path):
     (tmp_path / "ingredients").mkdir()
-    _, state, _ = network_parts(None)
-    direction = {k: 0.3 * v.std() * torch.randn(v.shape, generator=torch.Generator().manual_seed(1))
-                 for k, v in state.items() if k.endswith("weight") and v.ndim > 1}
+    direction = random_direction(network_parts(None)[1], seed=1)
     for name, sign in (("a", 1.0), ("b", -1.0)):
         shifted_weights(tmp_path / "ingredients", name, direction, sign)
     out = tmp_path / "soup.pt"
