@@ -42,7 +42,7 @@ def time_setup(csv_path: Path, cache_dir: Path, workdir: Path) -> float:
     cfg = compose([f"data.source.path={csv_path}", f"data.source.cache_dir={cache_dir}"], workdir)
     dm = hydra.utils.instantiate(cfg.data)
     start = time.perf_counter()
-    dm.setup("fit")
+    dm.setup()
     seconds = time.perf_counter() - start
     assert len(dm.tensors["train"][1]) > 0
     return seconds

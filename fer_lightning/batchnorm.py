@@ -20,7 +20,13 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from fer_lightning.checkpoints import atomic_torch_save, load_weights_into, read_checkpoint, replace_network_state
+from fer_lightning.checkpoints import (
+    atomic_torch_save,
+    load_weights_into,
+    read_checkpoint,
+    replace_network_state,
+    resolve_checkpoint,
+)
 from fer_lightning.data.transforms import to_model_input
 
 log = logging.getLogger(__name__)
@@ -95,24 +101,34 @@ def select_with_precise_bn(net: nn.Module, candidates: list[str | Path], train_i
     if not recal:
         return path, metrics
     net.load_state_dict(state)
-    out = path.with_name(f"{path.stem}_precise_bn{path.suffix}")
+    out = recalibrated_path(path)
     write_recalibrated_checkpoint(path, net, out)
     log.info("chosen on PublicTest: %s (%d clean Training faces for the statistics)", out.name, len(train_images))
     return out, metrics
 
 
+def recalibrated_path(path: Path) -> Path:
+    """Where :func:`select_with_precise_bn` writes a recalibrated winner: ``<name>_precise_bn.<ext>`` beside it."""
+    return path.with_name(f"{path.stem}_precise_bn{path.suffix}")
+
+
 def precise_bn_checkpoints(cfg) -> tuple[Path, dict[str, float]]:
     """``scripts/precise_bn.py``: :func:`select_with_precise_bn` over ``cfg.checkpoints`` (same architecture) with the
     faces of ``cfg.data``; the first checkpoint is the one selected during training."""
-    from fer_lightning.checkpoints import CheckpointError, load_network
+    from fer_lightning.checkpoints import CheckpointError, checkpoint_paths, load_network, writable_file
+    from fer_lightning.evaluation import positive_int
     from fer_lightning.utils.threads import intra_op_threads
 
-    if not cfg.checkpoints:
+    threads = positive_int(cfg, "threads", optional=True)
+    paths = [resolve_checkpoint(p) for p in checkpoint_paths(cfg.checkpoints)]
+    if not paths:
         raise CheckpointError("precise BN needs at least one checkpoint: checkpoints=[<selected.ckpt>,<last.ckpt>]")
-    net, _ = load_network(cfg.checkpoints[0])
+    for path in paths:  # any of them may win: check now that its recalibrated copy can be written
+        writable_file(recalibrated_path(path), f"the recalibrated copy of {path}")
+    net, _ = load_network(paths[0])
     train_images, val_images, val_labels = selection_faces(cfg.data)
-    with intra_op_threads(cfg.get("threads")):
-        return select_with_precise_bn(net, list(cfg.checkpoints), train_images, val_images, val_labels)
+    with intra_op_threads(threads):
+        return select_with_precise_bn(net, paths, train_images, val_images, val_labels)
 
 
 def selection_faces(data_cfg, num_faces: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,23 +1,62 @@
-"""Training callbacks: Grad-CAM panels of a fixed set of validation faces, logged to TensorBoard as training goes.
+"""Training callbacks: random-generator state for exact resumes, and Grad-CAM panels logged to TensorBoard.
 
-Switch on with ``callbacks=[default,gradcam]`` (``conf/callbacks/gradcam.yaml``);
-it is not part of ``callbacks/default.yaml`` because each panel costs a few seconds on a CPU.
+``RngStateCheckpoint`` is part of ``callbacks/default.yaml``. Grad-CAM panels are switched on with
+``callbacks=[default,gradcam]`` (``conf/callbacks/gradcam.yaml``): each panel costs a few seconds on a CPU.
 """
 
 from __future__ import annotations
 
 import logging
 
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.explain.gradcam import GradCAMExplainer
 from fer_lightning.explain.panels import panel_figure
+from fer_lightning.utils.rng import capture_rng_states, restore_rng_states
 
 log = logging.getLogger(__name__)
+
+
+class RngStateCheckpoint(pl.Callback):
+    """Stores every rank's random-generator states in each checkpoint and restores them when a fit resumes, so
+    ``ckpt_path=<last.ckpt>`` draws the same shuffles and augmentations as the uninterrupted run.
+
+    The states are taken when the checkpoint is written (after validation, at the end of an epoch) and put back
+    at the start of the first resumed epoch, not while loading: the sanity-check validation that Lightning runs
+    in between draws from the generators too (each DataLoader iterator draws a seed), which the uninterrupted run
+    never did at that point.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        mine = capture_rng_states()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            ranks: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(ranks, mine)  # each DDP rank augments with its own generators
+            return {"ranks": ranks}
+        return {"ranks": [mine]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        ranks = state_dict["ranks"]
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if rank >= len(ranks):
+            log.warning("checkpoint holds random states for %d rank(s), this is rank %d: its draws will differ "
+                        "from the uninterrupted run", len(ranks), rank)
+        self._pending = ranks[min(rank, len(ranks) - 1)]
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is not None:
+            restore_rng_states(self._pending)
+            self._pending = None
 
 
 class GradCAMPanels(pl.Callback):

@@ -3,36 +3,51 @@
 Weights-only file (what ``fer_lightning/weights/`` ships): ``{"net_config", "state_dict", "classes", "meta"}`` —
 plain tensors and containers, so ``torch.load(weights_only=True)`` reads it and no pickled code ever runs. It is
 half the size of a Lightning checkpoint (no optimiser state) and needs neither Lightning nor the training config.
+
+A checkpoint is data, never code: its ``net_config`` may only name a class of :data:`ALLOWED_NETWORKS`, with plain
+literal arguments, and that class is called directly — never through ``hydra.utils.instantiate``, which would call
+whatever ``_target_`` a downloaded file names (``builtins.open``, ``os.system``...).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import pickle
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from torch import nn
 
 from fer_lightning.emotions import EMOTIONS
+from fer_lightning.errors import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    ConfigError,
+    UnsafeCheckpointError,
+)
 from fer_lightning.utils.atomic import atomic_path
 
 #: The project's shipped weights; evaluation, prediction and Grad-CAM use them when no ``ckpt_path`` is given.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mini_xception_fer2013.pt"
 FORMAT_VERSION = 1
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used; the message says which file and what is wrong with it."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """No checkpoint at the given path (or no default weights shipped yet)."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """The checkpoint's weights do not fit its network config, or its classes differ from the expected ones."""
+#: The only classes a checkpoint FILE may build, by the dotted name its ``net_config._target_`` gives; anything else
+#: is refused before it is imported. A new architecture (e.g. a timm wrapper) joins by adding its class's dotted
+#: path here (code that registers one at run time: ``checkpoints.ALLOWED_NETWORKS += ("pkg.module.Net",)``). Its
+#: module is imported only when a checkpoint names it. Training builds from the trusted Hydra config, not from here.
+ALLOWED_NETWORKS: tuple[str, ...] = (
+    "fer_lightning.models.mini_xception.MiniXception",
+    "fer_lightning.models.vgg.VGGNet",
+)
+#: Keys that make ``hydra.utils.instantiate`` build, call or convert something: never legitimate in a file.
+_HYDRA_KEYS = frozenset({"_target_", "_partial_", "_args_", "_recursive_", "_convert_"})
+_LITERALS = (bool, int, float, str, type(None))
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
@@ -62,9 +77,11 @@ def read_checkpoint(path: str | Path | None) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about unusual pickle protocols; the error below says it all
+            warnings.simplefilter("ignore", UserWarning)
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling raises many types; all mean "not a usable checkpoint"
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
+        raise CheckpointError(_unreadable(path, e)) from e
     if not isinstance(data, dict) or "state_dict" not in data:
         raise CheckpointError(
             f"{path} holds no 'state_dict': neither a Lightning checkpoint nor a weights file"
@@ -72,25 +89,56 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+def _unreadable(path: Path, error: Exception) -> str:
+    """One line saying why ``torch.load`` failed, in the user's terms (torch's own messages run to paragraphs)."""
+    text = str(error)
+    if path.stat().st_size == 0:
+        return f"{path} is empty (0 bytes), not a checkpoint: it was not written completely; save or copy it again"
+    if "PytorchStreamReader" in text:
+        return f"{path} is truncated or corrupted (not a complete PyTorch zip archive); save or copy it again"
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if refused:
+        return (f"{path} pickles the Python object {refused.group(1)}, which safe loading (weights_only=True) "
+                "refuses: a checkpoint may hold tensors and plain data only; save a Lightning .ckpt or a "
+                "state_dict instead")
+    if isinstance(error, pickle.UnpicklingError):  # torch's text here is a paragraph on weights_only, not the cause
+        reason = "safe loading (weights_only=True) rejects its contents"
+    else:
+        first_line = " ".join(text.split("\n", 1)[0].split())
+        reason = f"{type(error).__name__}: {first_line[:200]}"
+    return f"{path} is not a readable PyTorch checkpoint ({reason}); pass a Lightning .ckpt or a weights .pt file"
+
+
 def _unpack(data: dict[str, Any], path: Path) -> tuple[dict, dict[str, torch.Tensor], list[str]]:
-    """(net_config, network state_dict, classes) from either format."""
+    """(net_config, network state_dict, classes) from either format, each checked to be of the expected kind."""
+    if not isinstance(data["state_dict"], dict):
+        raise CheckpointError(f"{path}: its 'state_dict' is a {type(data['state_dict']).__name__}, not a mapping "
+                              "of names to tensors; it is not a checkpoint of this project")
     if "net_config" in data:  # weights-only file
         net_config, state = data["net_config"], data["state_dict"]
     else:  # Lightning: the network lives under "net." (and "net._orig_mod." when it was torch.compile'd)
-        net_config = (data.get("hyper_parameters") or {}).get("net_config")
+        hparams = data.get("hyper_parameters")
+        net_config = hparams.get("net_config") if isinstance(hparams, dict) else None
         state = {
             k.removeprefix("net.").removeprefix("_orig_mod."): v
             for k, v in data["state_dict"].items()
-            if k.startswith("net.")
+            if isinstance(k, str) and k.startswith("net.")
         }
-    if not net_config or "_target_" not in net_config:
+    if not isinstance(net_config, dict) or "_target_" not in net_config:
         raise CheckpointError(
             f"{path} has no network config (hyper_parameters.net_config with a _target_), so the "
             "network cannot be rebuilt; it was not written by fer_lightning's FERClassifier"
         )
     if not state:
         raise CheckpointError(f"{path} holds no network weights (no 'net.*' keys in its state_dict)")
-    return dict(net_config), state, list(data.get("classes") or EMOTIONS)
+    not_tensor = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if not_tensor is not None:
+        raise CheckpointError(f"{path}: state_dict entry {not_tensor!r} is a {type(state[not_tensor]).__name__}, "
+                              "not a tensor; the file is damaged or not a checkpoint of this project")
+    classes = data.get("classes") or EMOTIONS
+    if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{path}: 'classes' must be a list of class names, got {str(classes)[:100]}")
+    return dict(net_config), state, list(classes)
 
 
 def replace_network_state(data: dict[str, Any], state: dict[str, torch.Tensor], source: str | Path) -> None:
@@ -131,12 +179,53 @@ def _describe_mismatch(net: nn.Module, state: dict[str, torch.Tensor]) -> str:
 
 
 def build_network(net_config: dict, state: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
-    """Instantiate ``net_config`` and load ``state`` strictly; a mismatch says which keys or shapes differ."""
+    """Build the network a checkpoint's ``net_config`` names — an :data:`ALLOWED_NETWORKS` class called directly with
+    its literal arguments — and load ``state`` strictly; a mismatch says which keys or shapes differ."""
+    network_class = _allowed_network(net_config, source)
+    target = net_config["_target_"]
     try:
-        net = hydra.utils.instantiate(net_config)
-    except Exception as e:  # a bad _target_ or argument surfaces as several exception types
-        raise CheckpointError(f"{source}: cannot build network {net_config.get('_target_')!r} ({e})") from e
-    return _load_checked(net, state, source, net_config["_target_"]).eval()
+        net = network_class(**{k: v for k, v in net_config.items() if k != "_target_"})
+    except Exception as e:  # a wrong argument surfaces as several exception types
+        reason = " ".join(str(e).split())  # one line, whatever the constructor raised
+        raise CheckpointError(f"{source}: cannot build network {target!r} from its net_config ({reason})") from e
+    return _load_checked(net, state, source, target).eval()
+
+
+def _allowed_network(net_config: dict, source: str | Path) -> type[nn.Module]:
+    """The class ``net_config`` names, imported only once it is known to be allowed and its arguments are plain
+    literals: a file naming anything else is refused with nothing imported or called."""
+    target = net_config.get("_target_")
+    if target not in ALLOWED_NETWORKS:
+        raise UnsafeCheckpointError(
+            f"{source}: refused to build {target!r} — a checkpoint may only name an allowed network class "
+            f"({', '.join(ALLOWED_NETWORKS)}); nothing was imported or run. If you trust the file and it names "
+            "your own network class, add that class to fer_lightning.checkpoints.ALLOWED_NETWORKS"
+        )
+    _check_literals({k: v for k, v in net_config.items() if k != "_target_"}, "net_config", source)
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _check_literals(value: Any, where: str, source: str | Path) -> None:
+    """Refuse network arguments other than plain literals: no Hydra key that a later ``instantiate`` would act on,
+    nothing else a weights-only load lets through (tensors, ...)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _HYDRA_KEYS:
+                raise UnsafeCheckpointError(
+                    f"{source}: refused — {where} holds the key {key!r}, which would make Hydra build or call "
+                    "something; network arguments in a checkpoint must be plain values, so nothing was built"
+                )
+            name = f"{where}.{key}" if isinstance(key, str) and key.isidentifier() else f"{where}[{key!r}]"
+            _check_literals(item, name, source)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_literals(item, f"{where}[{i}]", source)
+    elif not isinstance(value, _LITERALS):
+        raise UnsafeCheckpointError(
+            f"{source}: refused — {where} is a {type(value).__name__}; network arguments in a checkpoint must be "
+            "numbers, strings, booleans, None or lists/dicts of them, so nothing was built"
+        )
 
 
 def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], source: str | Path, name: str) -> nn.Module:
@@ -160,6 +249,7 @@ def load_network(
     ``expected_classes`` (e.g. :data:`EMOTIONS` for FER2013 labels) raises :class:`CheckpointMismatchError` when
     the checkpoint predicts other classes or another order.
     """
+    device = _device(device)
     path = resolve_checkpoint(path)
     net_config, state, classes = _unpack(_read(path), path)
     net = build_network(net_config, state, path)
@@ -175,6 +265,19 @@ def load_network(
             f"{list(expected_classes)} ({len(classes)} vs {len(expected_classes)} classes)"
         )
     return net.to(device), classes
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` that this machine has, or a :class:`ConfigError` naming it."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"device={device!r} is not a torch device; use e.g. cpu, cuda or cuda:1") from e
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device={device}, but torch sees {torch.cuda.device_count()} CUDA GPU(s) on this machine; use device=cpu"
+        )
+    return device
 
 
 def load_weights_into(net: nn.Module, path: str | Path) -> nn.Module:
@@ -213,6 +316,30 @@ def save_weights(net_config: dict, state: dict[str, torch.Tensor], classes: Sequ
         "meta": {k: v for k, v in {"format_version": FORMAT_VERSION, **(meta or {})}.items() if v is not None},
     }
     return atomic_torch_save(payload, out_path)
+
+
+def checkpoint_paths(value: Any) -> list[str]:
+    """A script's ``checkpoints=`` setting as a list of paths: ``checkpoints=a.ckpt`` (one path, no brackets) is a
+    list of one — iterating the string would look for each of its characters as a file."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
+def writable_file(path: str | Path, what: str) -> Path:
+    """``path``, checked before any long computation to be writable as a file: not a folder, not below a file, in a
+    writable folder. ``what`` names it in the error, e.g. "the soup (output=)"."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"cannot write {what} to {path}: that is a folder; name a file, or move the folder away")
+    folder = next(p for p in path.parents if p.exists())  # the nearest one that exists; the rest will be made
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write {what} to {path}: {folder} is a file, not a folder; name another path")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"cannot write {what} to {path}: the folder {folder} is not writable; name another path")
+    return path
 
 
 def atomic_torch_save(obj: Any, out_path: str | Path) -> Path:

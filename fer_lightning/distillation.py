@@ -21,10 +21,17 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from fer_lightning.checkpoints import atomic_torch_save, load_network, resolve_checkpoint
-from fer_lightning.data.teacher_targets import TeacherTargetsError
+from fer_lightning.checkpoints import (
+    atomic_torch_save,
+    checkpoint_paths,
+    load_network,
+    resolve_checkpoint,
+    writable_file,
+)
 from fer_lightning.emotions import EMOTIONS
-from fer_lightning.evaluation import predict_log_probs, split_faces
+from fer_lightning.errors import ConfigError, TeacherTargetsError
+from fer_lightning.evaluation import positive_int, predict_log_probs, split_faces
+from fer_lightning.tta import TTA_MODES, normalise_modes
 from fer_lightning.utils.threads import intra_op_threads
 
 log = logging.getLogger(__name__)
@@ -42,20 +49,32 @@ def ensemble_probs(nets: Sequence[nn.Module], images: torch.Tensor, tta: str | N
 def write_teacher_targets(cfg: DictConfig) -> dict[str, Any]:
     """Label the Training split with the teachers' ensemble; report each split's ensemble accuracy (PublicTest is
     where a teacher set may be chosen; PrivateTest is printed for the record, never for choosing)."""
-    checkpoints = [str(resolve_checkpoint(p)) for p in cfg.checkpoints]
+    # every setting is checked before the teachers run over 35,887 faces, so a typo cannot waste that
+    tta, batch_size = _one_tta_mode(cfg.get("tta")), positive_int(cfg, "batch_size")
+    threads = positive_int(cfg, "threads", optional=True)
+    output = writable_file(cfg.output, "the teacher targets (output=)")
+    checkpoints = [str(resolve_checkpoint(p)) for p in checkpoint_paths(cfg.checkpoints)]
     if not checkpoints:
         raise TeacherTargetsError("teacher targets need at least one teacher: checkpoints=[<ckpt>, ...]")
     nets = [load_network(path, expected_classes=EMOTIONS)[0] for path in checkpoints]
     datamodule = hydra.utils.instantiate(cfg.data)
-    report: dict[str, Any] = {"checkpoints": checkpoints, "tta": cfg.get("tta")}
-    with intra_op_threads(cfg.get("threads")):
+    report: dict[str, Any] = {"checkpoints": checkpoints, "tta": tta}
+    with intra_op_threads(threads):
         for split in ("train", "public", "private"):
             images, labels = split_faces(datamodule, split)
-            probs = ensemble_probs(nets, images, cfg.get("tta"), cfg.batch_size)
+            probs = ensemble_probs(nets, images, tta, batch_size)
             report[f"{split}/ensemble_acc"] = round(float((probs.argmax(1) == labels).float().mean()), 4)
             log.info("teacher ensemble on %s: acc %.4f (%d faces)", split, report[f"{split}/ensemble_acc"], len(labels))
             if split == "train":
                 train_probs, train_labels = probs.float(), labels.long().clone()
-    atomic_torch_save({"probs": train_probs, "labels": train_labels, "meta": report}, cfg.output)
-    log.info("teacher targets for %d Training faces written to %s", len(train_labels), cfg.output)
+    atomic_torch_save({"probs": train_probs, "labels": train_labels, "meta": report}, output)
+    log.info("teacher targets for %d Training faces written to %s", len(train_labels), output)
     return report
+
+
+def _one_tta_mode(tta: Any) -> str | None:
+    """The teachers' single TTA mode (``tta=hflip``) or None; a list of several is refused, not silently cut."""
+    modes = normalise_modes(tta)
+    if len(modes) > 1:
+        raise ConfigError(f"tta={modes}: teacher targets take one TTA mode ({', '.join(TTA_MODES)}) or null")
+    return modes[0] if modes else None

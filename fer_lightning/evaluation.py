@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from torchmetrics.classification import (
 
 from fer_lightning.checkpoints import load_network, resolve_checkpoint
 from fer_lightning.data.transforms import to_model_input
-from fer_lightning.emotions import EMOTIONS
+from fer_lightning.emotions import EMOTIONS, SPLIT_TO_USAGE, USAGE_TO_SPLIT
+from fer_lightning.errors import ConfigError
 from fer_lightning.plots import confusion_matrix_figure
 from fer_lightning.tta import normalise_modes, tta_log_probs
 from fer_lightning.utils.atomic import save_figure, write_json
@@ -122,21 +124,77 @@ def _log_to_loggers(loggers: list, metrics: dict[str, Any], figures: dict[str, A
         lg.finalize("success")
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """The settings of ``conf/eval.yaml`` that :func:`evaluate` uses, checked before the network and the data load:
+    a typo costs a second rather than a run that fails half-way."""
+
+    splits: list[str]
+    figure_splits: list[str]
+    tta: list[str]
+    batch_size: int
+    max_faces: int | None
+    threads: int | None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> EvalSettings:
+        splits = split_names(cfg.get("splits"), "splits")
+        if not splits:
+            raise ConfigError(f"splits is empty: name at least one of {', '.join(SPLIT_TO_USAGE)}, e.g. splits=[private]")
+        return cls(
+            splits=splits,
+            figure_splits=split_names(cfg.get("figure_splits", ["private"]), "figure_splits"),
+            tta=normalise_modes(cfg.get("tta")),
+            batch_size=positive_int(cfg, "batch_size"),
+            max_faces=positive_int(cfg, "max_faces", optional=True),
+            threads=positive_int(cfg, "threads", optional=True),
+        )
+
+
+def split_names(value: str | Sequence[str] | None, key: str) -> list[str]:
+    """A ``splits``-style setting → the project's split names in order, without repeats; FER2013's ``Usage`` names
+    (PrivateTest, PublicTest, Training) are accepted too. An unknown name is a :class:`ConfigError` naming ``key``."""
+    if value is None:
+        names = []
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        names = [str(n) for n in value]
+    else:  # splits=private: one name without brackets
+        names = [str(value)]
+    canonical = [USAGE_TO_SPLIT.get(name, name) for name in names]
+    unknown = [name for name, split in zip(names, canonical) if split not in SPLIT_TO_USAGE]
+    if unknown:
+        raise ConfigError(
+            f"unknown split(s) {unknown} in {key}={names}; expected any of {', '.join(SPLIT_TO_USAGE)} "
+            f"(or FER2013's {', '.join(USAGE_TO_SPLIT)})"
+        )
+    return list(dict.fromkeys(canonical))
+
+
+def positive_int(cfg: DictConfig, key: str, optional: bool = False) -> int | None:
+    """``cfg[key]`` checked to be a whole number of at least 1 (or null when ``optional``)."""
+    value = cfg.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value} must be a whole number of at least 1{' or null' if optional else ''}")
+    return value
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Load ``cfg.ckpt_path`` (default: the shipped weights), score every split in ``cfg.splits`` (+ TTA), write
     ``metrics.json`` and ``confusion_matrix_<split>.png`` in the run dir, log both to the configured loggers."""
     out_dir = Path(cfg.paths.output_dir)
+    settings = EvalSettings.from_config(cfg)
     ckpt = resolve_checkpoint(cfg.get("ckpt_path"))
     # FER2013 labels are EMOTIONS ids: a checkpoint with other classes (or order) cannot be scored on them
     net, classes = load_network(ckpt, expected_classes=EMOTIONS, device=cfg.get("device", "cpu"))
-    tta = normalise_modes(cfg.get("tta"))
     datamodule = hydra.utils.instantiate(cfg.data)
-    metrics: dict[str, Any] = {"checkpoint": str(ckpt), "classes": classes, "tta": tta}
-    for split in cfg.splits:
-        images, labels = split_faces(datamodule, split, cfg.get("max_faces"))
-        log.info("evaluating %s on %s (%d faces, TTA %s)", ckpt.name, split, len(labels), tta or "none")
-        with intra_op_threads(cfg.get("threads")):
-            results = evaluate_split(net, images, labels, classes, tta, cfg.batch_size)
+    metrics: dict[str, Any] = {"checkpoint": str(ckpt), "classes": classes, "tta": settings.tta}
+    for split in settings.splits:
+        images, labels = split_faces(datamodule, split, settings.max_faces)
+        log.info("evaluating %s on %s (%d faces, TTA %s)", ckpt.name, split, len(labels), settings.tta or "none")
+        with intra_op_threads(settings.threads):
+            results = evaluate_split(net, images, labels, classes, settings.tta, settings.batch_size)
         metrics.update({f"{split}/{name}": value for name, value in results.items()})
         log.info(
             "%s: acc %.4f, macro F1 %.4f, loss %.4f",
@@ -148,7 +206,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_json(out_dir / "metrics.json", metrics)
 
     figures = {}
-    for split in cfg.get("figure_splits", ["private"]):
+    for split in settings.figure_splits:
         if f"{split}/confusion_matrix" not in metrics:
             continue
         fig = confusion_matrix_figure(

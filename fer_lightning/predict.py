@@ -16,9 +16,11 @@ import torch
 from torch import nn
 
 from fer_lightning.checkpoints import load_network
+from fer_lightning.data.arrays import IMAGE_SIZE
 from fer_lightning.data.faces import Box, DlibDetector, FaceDetector, crop_face
-from fer_lightning.data.images import read_image, to_gray
+from fer_lightning.data.images import as_uint8_image, read_image, to_gray
 from fer_lightning.data.transforms import to_model_input
+from fer_lightning.errors import InputError
 from fer_lightning.utils.threads import intra_op_threads
 
 COLORS = ("bgr", "rgb", "gray")
@@ -42,6 +44,27 @@ class FacePrediction:
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
+
+
+def crop_batch(crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Contiguous uint8 (N, 48, 48) from 48x48 crops; :class:`InputError` naming the first that is not one."""
+    if isinstance(crops, np.ndarray | np.generic):  # np.generic: a numpy scalar passed by mistake
+        if crops.ndim != 3:
+            raise InputError(f"classify needs an (N, {IMAGE_SIZE}, {IMAGE_SIZE}) array of face crops or a list "
+                             f"of ({IMAGE_SIZE}, {IMAGE_SIZE}) crops, got an array shaped {crops.shape}")
+        if crops.dtype == np.uint8 and crops.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
+            return np.ascontiguousarray(crops)  # the common case, as detect() makes them: nothing to convert
+    checked = []
+    for i, crop in enumerate(crops):
+        crop = np.asarray(crop)
+        if crop.shape != (IMAGE_SIZE, IMAGE_SIZE):
+            raise InputError(f"classify needs {IMAGE_SIZE}x{IMAGE_SIZE} gray face crops (as detect() makes "
+                             f"them); crop {i} has shape {crop.shape}")
+        try:
+            checked.append(as_uint8_image(crop))
+        except InputError as e:
+            raise InputError(f"crop {i}: {e}") from None
+    return np.stack(checked) if checked else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
 
 
 class Predictor:
@@ -95,14 +118,18 @@ class Predictor:
 
     @staticmethod
     def load_image(image: np.ndarray | str | Path, color: str = "bgr") -> tuple[np.ndarray, bool]:
-        """(uint8 image, whether it is BGR) from a path (decoded as RGB or gray) or a numpy image in ``color``."""
+        """(uint8 image, whether it is BGR) from a path (decoded as RGB or gray) or a numpy image in ``color``.
+
+        Arrays go through :func:`as_uint8_image`: float images in 0..1 or 0..255 are both accepted; an empty,
+        wrongly shaped, non-finite or non-numeric array raises :class:`InputError` naming its shape and dtype.
+        """
         if isinstance(image, str | Path):
             return read_image(image), False  # raises ImageReadError naming the file and the cause
         if color not in COLORS:
-            raise ValueError(f"color must be one of {COLORS}, got {color!r}")
-        image = np.asarray(image)
-        if color == "gray" and image.ndim != 2 and not (image.ndim == 3 and image.shape[2] == 1):
-            raise ValueError(f"color='gray' needs an (H, W) image, got shape {image.shape}")
+            raise InputError(f"color must be one of {COLORS}, got {color!r}")
+        image = as_uint8_image(image)
+        if color == "gray" and image.ndim != 2 and image.shape[2] != 1:
+            raise InputError(f"color='gray' needs an (H, W) image, got shape {image.shape}")
         return image, color == "bgr"
 
     def detect(self, image: np.ndarray, bgr: bool = False) -> tuple[list[Box], list[np.ndarray]]:
@@ -115,10 +142,11 @@ class Predictor:
 
     @torch.inference_mode()
     def classify(self, crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """(N, classes) probabilities for uint8 48x48 face crops, ``batch_size`` faces per forward pass."""
-        if len(crops) == 0:
+        """(N, classes) probabilities for 48x48 gray face crops (an (N, 48, 48) array or a sequence of
+        (48, 48) arrays, uint8 or as :func:`as_uint8_image` accepts), ``batch_size`` faces per forward pass."""
+        faces = torch.from_numpy(crop_batch(crops)).unsqueeze(1)
+        if len(faces) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        faces = torch.from_numpy(np.ascontiguousarray(np.stack(crops))).unsqueeze(1)
         out = []
         with intra_op_threads(self._threads_for(len(faces))):
             for i in range(0, len(faces), self.batch_size):
@@ -142,7 +170,12 @@ class Predictor:
         self, images: Iterable[np.ndarray | str | Path], color: str = "bgr"
     ) -> list[list[FacePrediction]]:
         """``predict`` for many photos, with the faces of all of them classified in shared batches."""
-        detected = [self.detect(*self.load_image(image, color)) for image in images]
+        detected = []
+        for i, image in enumerate(images):
+            try:
+                detected.append(self.detect(*self.load_image(image, color)))
+            except InputError as e:  # which of the many images is at fault
+                raise InputError(f"images[{i}]: {e}") from None
         probs = self.classify([crop for _, crops in detected for crop in crops])
         results, start = [], 0
         for boxes, crops in detected:

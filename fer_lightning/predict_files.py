@@ -1,7 +1,8 @@
 """``scripts/predict.py``: photos on disk → predictions.csv, annotated copies and a table on the console.
 
-One bad file never stops a run: an unreadable file or a photo without a face becomes a CSV row with an empty label
-and the reason, so the CSV accounts for every input.
+One bad file never stops a run: an unreadable file, an entry the folder walk skipped (a symlink loop) or a
+photo without a face becomes a CSV row with an empty label and the reason, so the CSV accounts for every
+input. A run in which no file at all could be read fails (exit 1 from the script) after writing that CSV.
 """
 
 from __future__ import annotations
@@ -10,32 +11,61 @@ import csv
 import io
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
 from fer_lightning.data.images import IMAGE_EXTENSIONS, ImageReadError
-from fer_lightning.data.photos import find_photos
+from fer_lightning.data.photos import find_photos, instantiate_setting
+from fer_lightning.errors import InputError
 from fer_lightning.predict import FacePrediction, Predictor
 from fer_lightning.utils.atomic import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
+#: Reason prefixes of the rows of files that could not be read (``failed_rows``).
+UNREADABLE, SKIPPED = "unreadable", "skipped"
 
-def list_inputs(inputs: str | Path) -> list[tuple[Path, str]]:
-    """(file, name to report) for a single file, or every photo under a folder (sorted, hidden files skipped)."""
+
+@dataclass(frozen=True)
+class Inputs:
+    """What ``inputs=`` names: the files to read, and (name, reason) rows for those already known to fail."""
+
+    files: list[tuple[Path, str]]  # (file, name to report)
+    failed: list[tuple[str, str]]  # skipped by the folder walk (symlink loop ...), or a photo not readable
+
+
+def list_inputs(inputs: str | Path) -> Inputs:
+    """A single file, or every photo under a folder (sorted, hidden files skipped; see :func:`find_photos`).
+
+    Raises :class:`InputError` for a path that does not exist or is not a regular file, and for a folder
+    without a single photo: a run over nothing is a mistake to report, not an empty result.
+    """
     root = Path(inputs).expanduser()
     if root.is_dir():
-        return [(root / p.rel, p.rel.as_posix()) for p in find_photos(root, IMAGE_EXTENSIONS)]
-    if root.exists() or root.suffix.lower() in IMAGE_EXTENSIONS:  # a missing file becomes an "unreadable" row
-        return [(root, root.name)]
-    raise FileNotFoundError(f"inputs={inputs}: no such file or folder (resolved to {root.resolve()})")
+        photos, skipped = find_photos(root, IMAGE_EXTENSIONS)
+        if not photos and not skipped:
+            raise InputError(f"inputs={inputs}: no photos ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+        return Inputs([(root / p.rel, p.rel.as_posix()) for p in photos if p.ref is not None],
+                      [(p.rel.as_posix(), f"{UNREADABLE}: {p.error}") for p in photos if p.ref is None]
+                      + [(s.rel.as_posix(), f"{SKIPPED}: {s.reason}") for s in skipped])
+    if root.is_file():
+        return Inputs([(root, root.name)], [])
+    if root.exists():  # a FIFO or a device would block the decoder
+        raise InputError(f"inputs={inputs} is neither a regular file nor a folder; give a photo or a folder "
+                         "of photos")
+    raise InputError(f"inputs={inputs}: no such file or folder (resolved to {root.resolve()})")
+
+
+def failed_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of files that could not be read at all (as opposed to photos read without a face)."""
+    return [r for r in rows if r["reason"].startswith((UNREADABLE, SKIPPED))]
 
 
 def columns(classes: Sequence[str]) -> list[str]:
@@ -91,7 +121,7 @@ def predict_paths(
                 image, bgr = predictor.load_image(path)
                 loaded.append((name, image, *predictor.detect(image, bgr)))
             except ImageReadError as e:
-                rows.append({"path": name, "label": "", "reason": f"unreadable: {e.reason}"})
+                rows.append({"path": name, "label": "", "reason": f"{UNREADABLE}: {e.reason}"})
         probs = predictor.classify([crop for *_, crops in loaded for crop in crops])
         offset = 0
         for name, image, boxes, crops in loaded:
@@ -105,7 +135,11 @@ def predict_paths(
             if out_dir is not None:
                 with atomic_path(out_dir / f"{name}.png") as tmp:
                     cv2.imwrite(str(tmp), annotate(image, faces))
-    # error rows were appended as they happened: restore file order (faces of a photo stay largest first)
+    return in_file_order(rows)  # error rows were appended as they happened
+
+
+def in_file_order(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows sorted by file; the faces of a photo stay largest first."""
     return sorted(rows, key=lambda r: (r["path"], r.get("face", -1)))
 
 
@@ -136,22 +170,29 @@ def print_table(rows: Sequence[dict[str, Any]], limit: int = 50, console: Consol
 
 
 def predict_files(cfg: DictConfig) -> list[dict[str, Any]]:
-    """Run the predictor over ``cfg.inputs``; writes ``predictions.csv`` (+ ``annotated/``) in the run dir."""
+    """Run the predictor over ``cfg.inputs``; writes ``predictions.csv`` (+ ``annotated/``) in the run dir.
+
+    Files that cannot be read get a row with the reason, and the run still succeeds when at least one could be
+    read; when none could, :class:`InputError` (after the CSV is written, so every reason is on file).
+    """
     out_dir = Path(cfg.paths.output_dir)
-    detector = hydra.utils.instantiate(cfg.detector)
+    inputs = list_inputs(cfg.inputs)  # before loading the model: a wrong path fails at once
+    detector = instantiate_setting(cfg, "detector")
     predictor = Predictor.from_checkpoint(cfg.get("ckpt_path"), detector, cfg.batch_size, cfg.device)
-    files = list_inputs(cfg.inputs)
-    log.info("predicting %d file(s) from %s with detector %r", len(files), cfg.inputs, detector)
-    rows = predict_paths(predictor, files, out_dir / "annotated" if cfg.annotate else None)
-    write_csv(out_dir / "predictions.csv", rows, predictor.classes)
-    faces = sum(1 for r in rows if r["label"])
-    log.info(
-        "%d face(s) in %d file(s); %d file(s) without a prediction; wrote %s",
-        faces,
-        len(files),
-        sum(1 for r in rows if not r["label"]),
-        out_dir / "predictions.csv",
-    )
+    n_files = len(inputs.files) + len(inputs.failed)
+    log.info("predicting %d file(s) from %s with detector %r", n_files, cfg.inputs, detector)
+    rows = predict_paths(predictor, inputs.files, out_dir / "annotated" if cfg.annotate else None)
+    rows = in_file_order(rows + [{"path": name, "label": "", "reason": why} for name, why in inputs.failed])
+    csv_path = write_csv(out_dir / "predictions.csv", rows, predictor.classes)
+    failed = failed_rows(rows)
     if cfg.get("table", True):
         print_table(rows, cfg.get("table_rows", 50))
+    if len(failed) == n_files:
+        raise InputError(f"inputs={cfg.inputs}: none of the {n_files} file(s) could be read (first: "
+                         f"{failed[0]['path']}: {failed[0]['reason']}); every reason is in {csv_path}")
+    faces = sum(1 for r in rows if r["label"])
+    no_face = sum(1 for r in rows if not r["label"]) - len(failed)
+    log.log(logging.WARNING if failed else logging.INFO,
+            "%d face(s) in %d file(s); %d file(s) without a face; %d file(s) could not be read; wrote %s",
+            faces, n_files, no_face, len(failed), csv_path)
     return rows

@@ -19,7 +19,14 @@ import torch
 from torch import nn
 
 from fer_lightning.batchnorm import recalibrate_batchnorm, selection_faces, selection_figures
-from fer_lightning.checkpoints import CheckpointError, load_weights_into, network_parts, save_weights
+from fer_lightning.checkpoints import (
+    CheckpointError,
+    checkpoint_paths,
+    load_weights_into,
+    network_parts,
+    save_weights,
+    writable_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +77,7 @@ def expand_checkpoints(patterns: Sequence[str]) -> list[Path]:
     for pattern in patterns:
         matches = sorted(glob.glob(str(pattern))) if glob.has_magic(str(pattern)) else [str(pattern)]
         if not matches:
-            raise CheckpointError(f"soup: no checkpoint matches {pattern!r}")
+            raise CheckpointError(f"soup: no checkpoint matches {pattern!r}; check the folder and the pattern")
         paths.extend(Path(m) for m in matches)
     return paths
 
@@ -79,18 +86,22 @@ def soup_checkpoints(cfg) -> tuple[Path, list[Path], dict[str, float]]:
     """``scripts/soup.py``: :func:`greedy_soup` over ``cfg.checkpoints`` with the faces of ``cfg.data``; writes the
     soup as a weights-only file (``cfg.output``) whose ``meta`` lists its members and PublicTest figures."""
     from fer_lightning.checkpoints import load_network
+    from fer_lightning.evaluation import positive_int
     from fer_lightning.utils.threads import intra_op_threads
 
-    paths = expand_checkpoints(cfg.checkpoints or [])
+    # every setting is checked before the minutes of scoring, so a typo cannot waste them
+    num_faces, threads = positive_int(cfg, "num_faces", optional=True), positive_int(cfg, "threads", optional=True)
+    output = writable_file(cfg.output, "the soup (output=)")
+    paths = expand_checkpoints(checkpoint_paths(cfg.checkpoints))
     if not paths:
         raise CheckpointError("a soup needs checkpoints: 'checkpoints=[<run>/checkpoints/epoch_*.ckpt,<other.ckpt>]'")
     net, classes = load_network(paths[0])
-    train_images, val_images, val_labels = selection_faces(cfg.data, cfg.get("num_faces"))
-    with intra_op_threads(cfg.get("threads")):
+    train_images, val_images, val_labels = selection_faces(cfg.data, num_faces)
+    with intra_op_threads(threads):
         members, metrics = greedy_soup(net, paths, train_images, val_images, val_labels)
     net_config = network_parts(members[0])[0]
     meta = {"soup_members": [str(m) for m in members], "precise_bn_faces": len(train_images),
             **{k.removeprefix("soup/"): v for k, v in metrics.items() if k != "soup/members"}}
-    out = save_weights(net_config, net.state_dict(), classes, cfg.output, meta)
+    out = save_weights(net_config, net.state_dict(), classes, output, meta)
     log.info("soup of %d checkpoints -> %s", len(members), out)
     return out, members, metrics

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fer_lightning.checkpoints import load_weights_into
+from fer_lightning.checkpoints import load_weights_into, read_checkpoint
+from fer_lightning.errors import CheckpointError, TrainingInterrupted
+from fer_lightning.utils.config_checks import check_train_config
 from fer_lightning.utils.instantiate import instantiate_group
 
 log = logging.getLogger(__name__)
@@ -27,8 +31,40 @@ def build_model(cfg: DictConfig) -> pl.LightningModule:
     return model
 
 
+def check_resume_checkpoint(path: str | Path) -> None:
+    """``ckpt_path`` must be a Lightning checkpoint (a weights-only file has no optimiser or loop state)."""
+    data = read_checkpoint(path)  # missing or unreadable files raise a one-line CheckpointError
+    if "pytorch-lightning_version" not in data or "loops" not in data:
+        raise CheckpointError(
+            f"ckpt_path={path} is a weights-only file, not a Lightning checkpoint: it cannot resume a run. "
+            f"To start training from its weights use init_weights={path}"
+        )
+
+
+def _last_checkpoint(trainer: pl.Trainer) -> Path | None:
+    folders = {Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)}
+    return next((f / "last.ckpt" for f in folders if (f / "last.ckpt").is_file()), None)
+
+
+def _interrupted(trainer: pl.Trainer) -> TrainingInterrupted:
+    last = _last_checkpoint(trainer)
+    if last is None:
+        return TrainingInterrupted(
+            f"stopped by SIGTERM during epoch {trainer.current_epoch} before any epoch completed: "
+            "nothing to resume from, start the run again"
+        )
+    done = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    return TrainingInterrupted(
+        f"stopped by SIGTERM during epoch {trainer.current_epoch}; {last} holds the end of epoch {done}: "
+        f"resume with ckpt_path={last}"
+    )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit on Training, select on PublicTest (``val/loss``), report the selected checkpoint on PrivateTest."""
+    check_train_config(cfg)
+    if cfg.get("ckpt_path"):
+        check_resume_checkpoint(cfg.ckpt_path)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
@@ -44,8 +80,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for lg in trainer.loggers:
         lg.log_hyperparams(hparams)
 
+    for stage, wanted in (("fit", cfg.get("train", True)), ("test", cfg.get("test", True))):
+        if wanted:  # an empty split fails here, not after hours of fitting
+            datamodule.check_stage(stage)
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except SIGTERMException:  # Lightning's exit on SIGTERM is SystemExit(None): exit status 0, as if done
+            raise _interrupted(trainer) from None
     metrics = dict(trainer.callback_metrics)
 
     if cfg.get("test", True):

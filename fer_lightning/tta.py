@@ -9,9 +9,11 @@ both accept any input from 44 pixels up — so no resize adds interpolation blur
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
+
+from fer_lightning.errors import ConfigError
 
 TTA_MODES = ("hflip", "tencrop")
 CROP_SIZE = 44
@@ -48,12 +50,15 @@ def tta_log_probs(
     return torch.stack(log_probs).logsumexp(0) - math.log(len(log_probs))
 
 
-def normalise_modes(tta: str | list[str] | tuple[str, ...] | None) -> list[str]:
+def normalise_modes(tta: str | Sequence[str] | None) -> list[str]:
     """``tta=hflip`` (a string), ``tta=[hflip,tencrop]`` or ``null`` from the config → a validated list."""
     if tta is None or tta == "" or tta == "none":
         return []
-    modes = [tta] if isinstance(tta, str) else [str(m) for m in tta]
+    modes = [str(m) for m in tta] if isinstance(tta, Sequence) and not isinstance(tta, str) else [str(tta)]
     unknown = [m for m in modes if m not in TTA_MODES]
     if unknown:
-        raise ValueError(f"unknown TTA mode(s) {unknown}; expected any of {TTA_MODES}")
+        raise ConfigError(
+            f"unknown TTA mode(s) {unknown} in tta={modes}; expected any of {', '.join(TTA_MODES)}, a list of them, "
+            "or null"
+        )
     return list(dict.fromkeys(modes))

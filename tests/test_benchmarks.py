@@ -21,6 +21,7 @@ SCRIPTS = {
     "train_ddp": ["bench_train_ddp.py", "--quick"],
     "predict": ["bench_predict.py", "--quick"],
     "paths_accuracy": ["bench_paths_accuracy.py", "--quick"],
+    "shortcut": ["bench_shortcut.py", "--steps", "2", "--rounds", "1", "--batch-size", "16"],
 }
 KEYS = {
     "data": {"cold_s", "warm_s", "notebook_s", "speedup_warm", "goal_warm_20x", "goal_cold_under_4s", "rows"},
@@ -34,6 +35,7 @@ KEYS = {
     "predict": {"torch_latency_ms", "onnx_latency_ms", "detect_ms", "classify_1_face_torch_ms",
                 "classify_1_face_onnx_ms", "model_torch_img_s", "model_onnx_img_s", "faces_found", "peer"},
     "paths_accuracy": {"batch_acc", "albumentations_acc", "difference", "runs", "epochs"},
+    "shortcut": {"fixed_img_s", "strided_img_s", "fixed_vs_strided", "repro_exit_codes"},
 }
 
 

@@ -8,12 +8,15 @@ from fer_lightning.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
     CheckpointNotFoundError,
+    checkpoint_paths,
     export_weights,
     load_network,
+    writable_file,
 )
 from fer_lightning.data.fer2013 import load_fer2013_csv
 from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
+from fer_lightning.errors import ConfigError, UnsafeCheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +116,90 @@ def test_files_that_are_not_checkpoints(tmp_path, tiny_checkpoint):
     with pytest.raises(CheckpointError, match="no network config"):
         export_weights(foreign, tmp_path / "out.pt")
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_network_class_joins_the_allow_list_by_its_dotted_name(tmp_path, monkeypatch):
+    """``ALLOWED_NETWORKS`` is the one place a new architecture is registered; until then its files are refused."""
+    linear = torch.nn.Linear(4, 7)
+    path = tmp_path / "linear.pt"
+    torch.save({"net_config": {"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 7},
+                "state_dict": linear.state_dict(), "classes": list(EMOTIONS), "meta": {}}, path)
+    with pytest.raises(UnsafeCheckpointError, match="refused to build 'torch.nn.Linear'"):
+        load_network(path)
+    monkeypatch.setattr(checkpoints, "ALLOWED_NETWORKS", (*checkpoints.ALLOWED_NETWORKS, "torch.nn.Linear"))
+    net, _ = load_network(path)
+    assert isinstance(net, torch.nn.Linear) and torch.equal(net.weight, linear.weight)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        pytest.param({"num_classes": torch.tensor(7)}, "net_config.num_classes is a Tensor", id="tensor-argument"),
+        pytest.param({"widths": [16, {"_convert_": "all"}]}, r"net_config.widths\[1\] holds the key '_convert_'",
+                     id="hydra-key-in-a-list"),
+        pytest.param({"_recursive_": False}, "net_config holds the key '_recursive_'", id="top-level-hydra-key"),
+    ],
+)
+def test_network_arguments_in_a_file_must_be_plain_literals(arguments, message, tiny_weights, tmp_path):
+    data = torch.load(tiny_weights, weights_only=True)
+    data["net_config"].update(arguments)
+    path = tmp_path / "odd_arguments.pt"
+    torch.save(data, path)
+    with pytest.raises(UnsafeCheckpointError, match=message):
+        load_network(path)
+
+
+def test_an_unknown_argument_names_the_network_and_the_argument(tiny_weights, tmp_path):
+    data = torch.load(tiny_weights, weights_only=True)
+    data["net_config"]["colour"] = "grey"
+    path = tmp_path / "unknown_argument.pt"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="cannot build network '.*MiniXception'.*'colour'"):
+        load_network(path)
+
+
+def cut_in_half(source, path):
+    data = source.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# each writer gets (path to write, the tiny weights file's dict, the tiny Lightning checkpoint's path)
+BROKEN_FILES = [
+    pytest.param(lambda path, w, ckpt: path.touch(), "is empty (0 bytes)", id="empty-file"),
+    pytest.param(lambda path, w, ckpt: cut_in_half(ckpt, path), "is truncated or corrupted", id="truncated-ckpt"),
+    pytest.param(lambda path, w, ckpt: torch.save(torch.nn.Linear(2, 2), path),
+                 "pickles the Python object torch.nn.modules.linear.Linear", id="pickled-module"),
+    pytest.param(lambda path, w, ckpt: torch.save({**w, "state_dict": [1, 2]}, path),
+                 "its 'state_dict' is a list", id="state-dict-not-a-mapping"),
+    pytest.param(lambda path, w, ckpt: torch.save({**w, "state_dict": {**w["state_dict"], "classifier.weight": "0"}},
+                                                  path),
+                 "state_dict entry 'classifier.weight' is a str", id="weights-not-tensors"),
+    pytest.param(lambda path, w, ckpt: torch.save({**w, "classes": 7}, path),
+                 "'classes' must be a list of class names", id="classes-not-names"),
+]
+
+
+@pytest.mark.parametrize(("write", "message"), BROKEN_FILES)
+def test_a_broken_file_is_named_in_one_line(write, message, tiny_checkpoint, tiny_weights, tmp_path):
+    path = tmp_path / "broken.ckpt"
+    write(path, torch.load(tiny_weights, weights_only=True), tiny_checkpoint)
+    with pytest.raises(CheckpointError) as err:
+        load_network(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:99"])
+def test_a_device_this_machine_lacks_is_named(device, tiny_weights):
+    with pytest.raises(ConfigError, match=f"device={device}|device='{device}'"):
+        load_network(tiny_weights, device=device)
+
+
+def test_checkpoints_setting_and_output_paths_are_checked(tmp_path):
+    assert checkpoint_paths("a.ckpt") == ["a.ckpt"]  # one path without brackets: not its characters
+    assert checkpoint_paths(["a.ckpt", "b.ckpt"]) == ["a.ckpt", "b.ckpt"] and checkpoint_paths(None) == []
+    assert writable_file(tmp_path / "new" / "soup.pt", "the soup") == tmp_path / "new" / "soup.pt"
+    with pytest.raises(ConfigError, match="that is a folder"):
+        writable_file(tmp_path, "the soup (output=)")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ConfigError, match="file.txt is a file, not a folder"):
+        writable_file(tmp_path / "file.txt" / "soup.pt", "the soup (output=)")

@@ -1,11 +1,16 @@
 """FERDataModule on the real FER2013: split sizes, batch format, augmentation on the training path only."""
 
 import hydra
+import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.demos.boring_classes import BoringModel
 
+from fer_lightning.data.arrays import SPLITS, FERArrays
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.fer2013 import load_fer2013_csv
+from fer_lightning.errors import FERDataError
 from fer_lightning.data.transforms import AlbumentationsAugment, BatchAugment
 from tests.conftest import compose_config
 
@@ -66,6 +71,53 @@ def test_augmentation_configs_build_and_run(tmp_path, arrays, augmentation):
 def test_unknown_split_is_rejected(arrays):
     with pytest.raises(ValueError, match="val_splits"):
         FERDataModule(lambda: arrays, val_splits=["validation"])
+
+
+def only(arrays: FERArrays, *splits: str) -> FERArrays:
+    """The real rows of ``splits`` alone, as a CSV holding no other Usage would give."""
+    keep = np.isin(arrays.splits, [SPLITS.index(s) for s in splits])
+    return FERArrays(arrays.images[keep], arrays.labels[keep], arrays.splits[keep], origin="/data/part.csv")
+
+
+def test_fitting_without_training_rows_is_one_clear_error(arrays):
+    """Before: PyTorch's 'num_samples should be a positive integer value, but got num_samples=0'."""
+    dm = FERDataModule(lambda: only(arrays, "public", "private"))
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(FERDataError) as err:
+        trainer.fit(BoringModel(), datamodule=dm)
+    assert str(err.value) == ("/data/part.csv: no Training rows to train on: use data with Training rows, "
+                              "or only evaluate it (scripts/eval.py)")
+
+
+@pytest.mark.parametrize(
+    ("splits", "val_splits", "stage", "message"),
+    [
+        (("train", "private"), ["public"], "fit",
+         "no PublicTest rows to validate on (data.val_splits=['public'])"),
+        (("train", "public"), ["public", "private"], "fit", "no PrivateTest rows to validate on"),
+        (("train", "private"), ["public"], "validate", "no PublicTest rows to validate on"),
+        (("train", "public"), ["public"], "test", "no PrivateTest rows to test on (data.test_split=private)"),
+        (("train", "public"), ["public"], "predict", "no PrivateTest rows to test on"),
+    ],
+    ids=["fit-no-public", "fit-no-private-validation", "validate-no-public", "test-no-private",
+         "predict-no-private"],
+)
+def test_a_stage_whose_split_has_no_rows_is_refused(arrays, splits, val_splits, stage, message):
+    """Before: fitting without PublicTest rows ran to the end, exit 0, without validation or test metrics."""
+    dm = FERDataModule(lambda: only(arrays, *splits), val_splits=val_splits)
+    with pytest.raises(FERDataError) as err:
+        dm.setup(stage)
+    assert str(err.value).startswith(f"/data/part.csv: {message}") and "\n" not in str(err.value)
+
+
+def test_evaluation_only_data_needs_only_its_own_split(arrays):
+    dm = FERDataModule(lambda: only(arrays, "private"))
+    dm.setup("test")
+    dm.setup()  # what dataset() and the offline scripts call
+    assert len(dm.dataset("private")) == 3_589 and len(dm.dataset("train")) == 0
+    with pytest.raises(FERDataError, match="no Training rows"):
+        dm.setup("fit")
 
 
 def test_fast_affine_grid_equals_torch_affine_grid():

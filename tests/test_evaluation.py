@@ -16,7 +16,8 @@ from fer_lightning.checkpoints import CheckpointNotFoundError, load_network
 from fer_lightning.data.fer2013 import load_fer2013_csv
 from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
-from fer_lightning.evaluation import evaluate, most_confident_mistakes
+from fer_lightning.errors import ConfigError
+from fer_lightning.evaluation import evaluate, most_confident_mistakes, split_names
 from fer_lightning.tta import normalise_modes, views
 from fer_lightning.utils.threads import intra_op_threads
 from tests.conftest import compose_config, run_script
@@ -120,6 +121,34 @@ def test_without_a_checkpoint_evaluation_says_one_is_needed(tmp_path, cache_dir,
     assert not (tmp_path / "metrics.json").exists()
 
 
+def test_split_names_accept_usage_names_and_name_the_valid_ones():
+    assert split_names(["PrivateTest", "public", "private"], "splits") == ["private", "public"]
+    assert split_names("Training", "splits") == ["train"] and split_names(None, "figure_splits") == []
+    with pytest.raises(ConfigError, match=r"unknown split\(s\) \['validation'\] in splits=\['validation'\]; expected "
+                       r"any of train, public, private \(or FER2013's Training, PublicTest, PrivateTest\)"):
+        split_names(["validation"], "splits")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        pytest.param("splits=[validation]", "unknown split", id="unknown-split"),
+        pytest.param("splits=[]", "splits is empty", id="no-split"),
+        pytest.param("figure_splits=[nope]", "in figure_splits=", id="unknown-figure-split"),
+        pytest.param("tta=[hflip,fivecrop]", r"unknown TTA mode\(s\) \['fivecrop'\]", id="unknown-tta"),
+        pytest.param("batch_size=0", "batch_size=0 must be a whole number of at least 1", id="zero-batch-size"),
+        pytest.param("max_faces=-5", "max_faces=-5 must be a whole number of at least 1 or null", id="negative-max-faces"),
+        pytest.param("threads=0", "threads=0 must be", id="zero-threads"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_checkpoint_or_the_data_load(override, message, tmp_path, cache_dir,
+                                                                        monkeypatch):
+    monkeypatch.setattr(checkpoints, "DEFAULT_WEIGHTS", tmp_path / "absent.pt")  # loading it would fail differently
+    with pytest.raises(ConfigError, match=message):
+        evaluate(eval_cfg(tmp_path, cache_dir, override))
+    assert not (tmp_path / "metrics.json").exists()
+
+
 def test_most_confident_mistakes_are_wrong_and_sorted():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
     labels = np.array([0, 0, 0, 1])
@@ -129,8 +158,9 @@ def test_most_confident_mistakes_are_wrong_and_sorted():
 
 def test_eval_script_writes_metrics_in_its_run_dir(tiny_weights, tmp_path, cache_dir):
     env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
+    # FER2013's Usage names are accepted and reported under the project's split names
     done = run_script("eval", f"ckpt_path={tiny_weights}", f"paths.log_dir={tmp_path}", "tta=hflip",
-                      "max_faces=100", "threads=1", env=env, timeout=300)
+                      "max_faces=100", "threads=1", "splits=[PrivateTest,PublicTest]", env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (tmp_path / "eval" / "runs").iterdir()
     saved = json.loads((run / "metrics.json").read_text())

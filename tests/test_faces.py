@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import sys
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from fer_lightning.data.faces import (
     center_crop,
     crop_face,
 )
-from fer_lightning.data.images import ImageReadError, read_image, to_gray
+from fer_lightning.data.images import ImageReadError, as_uint8_image, read_image, to_gray
 from fer_lightning.data.mtcnn import MTCNNDetector
+from fer_lightning.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +204,19 @@ def test_very_large_photo_is_detected_downscaled_and_cropped_at_full_resolution(
 def test_to_gray_rejects_unknown_shapes():
     with pytest.raises(ValueError, match="expected an image"):
         to_gray(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_float_arrays_in_0_255_or_0_1_decode_alike_and_bad_arrays_are_input_errors(face_photo):
+    as_float = face_photo.astype(np.float32)
+    assert np.array_equal(as_uint8_image(as_float), face_photo)  # 0..255 floats: not clipped to white
+    assert np.abs(as_uint8_image(as_float / 255).astype(int) - face_photo).max() <= 1  # 0..1 floats: scaled
+    assert np.array_equal(as_uint8_image(face_photo.astype(np.int64)), face_photo)
+    assert DlibDetector().detect(as_float) == DlibDetector().detect(face_photo)
+    bad = {"empty": (np.zeros((0, 0)), "shape (0, 0)"), "1-D": (np.zeros(10), "got shape (10,)"),
+           "2 channels": (np.zeros((4, 4, 2), np.uint8), "got shape (4, 4, 2)"),
+           "NaN": (np.full((8, 8), np.nan), "NaN or infinite"), "bool": (np.zeros((4, 4), bool), "dtype bool"),
+           "int out of range": (np.full((4, 4), 300), "values span 300..300")}
+    for name, (array, message) in bad.items():
+        with pytest.raises(InputError, match=re.escape(message)) as info:
+            to_gray(array)
+        assert "\n" not in str(info.value), name

@@ -1,8 +1,11 @@
 """FER2013 CSV reader: real file counts, cache behaviour, and specific errors for bad rows."""
 
+import csv
+import functools
 import gzip
 import os
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +103,92 @@ def test_missing_file_says_where_it_looked_and_how_to_get_fer2013(tmp_path):
     assert "Kaggle" in text and "FER_DATA_DIR" in text
 
 
-def test_truncated_gzip_is_a_clear_error(tmp_path):
-    gz = write_csv(tmp_path / "t.csv", [row()] * 50, gz=True)
-    gz.write_bytes(gz.read_bytes()[:-200])
-    with pytest.raises(FERDataError, match="cannot read|pixel|expected"):
-        parse_fer2013_csv(gz)
+# --- real rows, damaged: each case fails on a reader that trusts zlib's output or narrows pixels unchecked
+
+
+@functools.cache
+def real_lines(data_dir: Path, rows: int = 40) -> tuple[bytes, ...]:
+    """The header and the first ``rows`` rows of the real FER2013 file, each line ending in a newline."""
+    with gzip.open(data_dir / "fer2013" / "fer2013.csv.gz", "rb") as f:
+        return tuple(f.readline() for _ in range(rows + 1))
+
+
+def with_pixel(line: bytes, index: int, value: bytes) -> bytes:
+    """``line`` with its pixel number ``index`` replaced by the text ``value``."""
+    label, pixels, usage = line.split(b",")
+    values = pixels.split()
+    values[index] = value
+    return b",".join([label, b" ".join(values), usage])
+
+
+def gzip_cut_after(lines: tuple[bytes, ...], keep: int) -> bytes:
+    """A gzip stream holding the first ``keep`` lines whole but stopping before its end marker: a download cut
+    exactly at a row boundary, which inflates to valid rows."""
+    deflate = zlib.compressobj(wbits=31)
+    return deflate.compress(b"".join(lines[:keep])) + deflate.flush(zlib.Z_FULL_FLUSH)
+
+
+@pytest.mark.parametrize("cut", ["row_boundary", "mid_row"])
+def test_truncated_gzip_is_reported_as_truncated(tmp_path, data_dir, cut):
+    lines = real_lines(data_dir)
+    whole = gzip.compress(b"".join(lines))
+    data = gzip_cut_after(lines, 21) if cut == "row_boundary" else whole[: len(whole) // 2]
+    path = tmp_path / "fer2013.csv.gz"
+    path.write_bytes(data)
+    with pytest.raises(FERDataError) as err:
+        parse_fer2013_csv(path)
+    assert str(err.value) == (f"{path}: truncated gzip (stream ended before its end marker after {len(data)} "
+                              f"bytes): re-download or re-compress it")
+
+
+def test_concatenated_gzip_members_are_all_read_and_trailing_garbage_is_refused(tmp_path, data_dir):
+    lines = real_lines(data_dir)
+    path = tmp_path / "fer2013.csv.gz"
+    members = gzip.compress(b"".join(lines[:11])) + gzip.compress(b"".join(lines[11:]))  # cat a.gz b.gz
+    path.write_bytes(members)
+    assert len(parse_fer2013_csv(path)) == len(lines) - 1
+    path.write_bytes(gzip.compress(b"".join(lines)) + b"<html>mirror error page</html>")
+    with pytest.raises(FERDataError, match="data after the end of the gzip stream .* is not gzip"):
+        parse_fer2013_csv(path)
+
+
+@pytest.mark.parametrize("value", [b"65636", b"4294967396", b"256", b"-1"])
+def test_pixel_values_are_range_checked_before_narrowing(tmp_path, data_dir, value):
+    """65636 wraps to 100 in int16 and 4294967396 to 100 in int32: both must be refused, never read as 100."""
+    lines = list(real_lines(data_dir))
+    lines[3] = with_pixel(lines[3], 100, value)
+    path = tmp_path / "fer2013.csv"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(FERDataError) as err:
+        parse_fer2013_csv(path)
+    assert str(err.value) == (f"{path}, line 4: pixel value {value.decode()!r} is not an integer in 0..255: "
+                              f"fix or remove that row")
+
+
+def test_any_whitespace_between_pixels_and_quoted_fields_parse_as_the_plain_file(tmp_path, data_dir):
+    lines = real_lines(data_dir)
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(b"".join(lines))
+    expected = parse_fer2013_csv(plain)
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_bytes(lines[0] + b"".join(line.replace(b" ", b" \t ", 7).replace(b" ", b"  ", 3)
+                                           for line in lines[1:]))
+    quoted = tmp_path / "quoted.csv"  # what pandas' to_csv(quoting=QUOTE_ALL) writes, header included
+    with quoted.open("w", newline="") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows(line.decode().strip().split(",") for line in lines)
+    for path in (spaced, quoted):
+        arrays = parse_fer2013_csv(path)
+        for name in ("images", "labels", "splits"):
+            assert np.array_equal(getattr(arrays, name), getattr(expected, name))
+
+
+def test_damaged_cache_is_rebuilt(tmp_path, data_dir):
+    path = tmp_path / "fer2013.csv"
+    path.write_bytes(b"".join(real_lines(data_dir)))
+    cache = tmp_path / "cache"
+    first = load_fer2013_csv(path, cache_dir=cache)
+    (cache_file,) = cache.glob("*.npz")
+    cache_file.write_bytes(cache_file.read_bytes()[:500])  # a half-written or corrupted cache file
+    again = load_fer2013_csv(path, cache_dir=cache)
+    assert np.array_equal(again.images, first.images) and again.origin == str(path)
+    assert np.load(cache_file)["images"].shape == first.images.shape  # rewritten whole

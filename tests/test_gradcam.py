@@ -1,6 +1,7 @@
 """Grad-CAM family via pytorch-grad-cam on real faces: maps, the in-place ReLU pitfall, panels and the script."""
 
 import copy
+import shutil
 
 import numpy as np
 import pytest
@@ -14,10 +15,12 @@ from fer_lightning.checkpoints import load_network
 from fer_lightning.data.fer2013 import load_fer2013_csv
 from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
+from fer_lightning.errors import InputError
 from fer_lightning.explain.gradcam import GradCAMExplainer, default_target_layer
 from fer_lightning.explain.panels import COLUMNS, panel_size, save_panels
+from fer_lightning.explain.review import review_photos
 from fer_lightning.utils.threads import intra_op_threads
-from tests.conftest import run_script
+from tests.conftest import compose_config, run_script
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +125,17 @@ def test_gradcam_script_saves_a_panel_grid_for_photos(tiny_weights, jaffe_dir, t
     assert sorted(p.name for p in run.glob("*.png")) == ["gradcam_panels_000.png"]
     assert Image.open(run / "gradcam_panels_000.png").size == (960, 3 * 160)
     assert "Grad-CAM at classifier for 3 face(s)" in (run / "gradcam.log").read_text()
+
+
+def test_no_readable_photo_is_an_input_error_and_skipped_files_are_counted(jaffe_dir, tmp_path, caplog):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not a photo")
+    with pytest.raises(InputError, match=r"no face to explain \(2 file\(s\) could not be read, 0 photo\(s\) without"):
+        review_photos(compose_config("gradcam", [f"inputs={folder}"], tmp_path / "none"))
+    shutil.copy(jaffe_dir / "KA.AN1.39.tiff", folder)
+    (folder / "loop").symlink_to("loop")
+    pages = review_photos(compose_config("gradcam", [f"inputs={folder}"], tmp_path / "one"))
+    assert len(pages) == 1 and "skipped 3 file(s): 3 could not be read, 0 without a face" in caplog.text
+    assert "loop: skipped: symlink loop" in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path, PurePosixPath
 
 import cv2
@@ -17,7 +18,13 @@ from fer_lightning.data.extract import extract_faces
 from fer_lightning.data.faces import DlibDetector, NoDetector
 from fer_lightning.data.fer2013 import load_fer2013_csv, parse_fer2013_csv
 from fer_lightning.data.labels import FolderLabels, RegexLabels
-from fer_lightning.data.photos import PhotoFolderSource, find_photos, preprocess_folder, report_path
+from fer_lightning.data.photos import (
+    PhotoFolderSource,
+    find_photos,
+    preprocess_folder,
+    report_path,
+    summarize,
+)
 from fer_lightning.data.splits import OUTSIDE, PRIVATE, PUBLIC, TRAIN, assign_splits
 from fer_lightning.emotions import EMOTION_TO_ID
 from tests.conftest import compose_config
@@ -111,7 +118,7 @@ def test_fer2013_image_folders_with_no_detector(tmp_path, data_dir):
                                cache_dir=tmp_path / "cache", progress=False)
     assert report["rows_written"] == 56 and report["rows_by_usage"]["Training"] == 28
     arrays = parse_fer2013_csv(tmp_path / "fer.csv")
-    photos = [p.rel for p in find_photos(tmp_path / "fer")]
+    photos = [p.rel for p in find_photos(tmp_path / "fer").photos]
     for i in (0, 27, 28, 55):  # rows follow the sorted relative paths; the crop of a 48x48 face is the face
         rel = photos[i]
         expected = cv2.imread(str(src / rel), cv2.IMREAD_GRAYSCALE)
@@ -212,7 +219,7 @@ def test_missing_input_folder_is_a_clear_error(tmp_path):
 
 
 def test_process_pool_matches_in_process_results(jaffe_folder):
-    refs = [p.ref for p in find_photos(jaffe_folder) if p.ref is not None]
+    refs = [p.ref for p in find_photos(jaffe_folder).photos if p.ref is not None]
     serial, _ = extract_faces(refs, DlibDetector(), None, workers=0, progress=False)
     pooled, _ = extract_faces(refs, DlibDetector(), None, workers=2, progress=False, probe_s=0.0)  # forces the pool
     assert serial.keys() == pooled.keys()
@@ -244,3 +251,61 @@ def test_a_detector_error_on_one_file_is_reported_not_fatal(jaffe_folder, tmp_pa
     failed = [u for u in report["unreadable"]["files"] if u["file"] == "KA.HA9.950.png"]
     assert failed and "detector failed (ValueError: pyramid is empty)" in failed[0]["error"]
     assert report["rows_written"] == 26  # everything else still came through (the no-face bmp too: none detector)
+
+
+# --- the folder walk: symlink loops, links out of the folder, entries that cannot be read ---------------------
+
+
+@pytest.fixture
+def ten_photos(tmp_path: Path, jaffe_dir: Path) -> Path:
+    """Ten real JAFFE photos copied into a folder of their own."""
+    folder = tmp_path / "ten"
+    folder.mkdir()
+    for src in sorted(jaffe_dir.glob("*.tiff"))[:10]:
+        shutil.copy(src, folder / src.name)
+    return folder
+
+
+def test_a_symlink_loop_skips_that_entry_only_and_is_counted_in_the_report(ten_photos, tmp_path):
+    for name in ("a_loop", "m_loop", "z_loop"):  # wherever the directory order puts them, none may hide a photo
+        (ten_photos / name).symlink_to(name)
+    (ten_photos / "self.jpg").symlink_to("self.jpg")
+    photos, skipped = find_photos(ten_photos)
+    assert len(photos) == 10 and all(p.ref is not None for p in photos)
+    assert [(s.rel.as_posix(), s.reason) for s in skipped] == [
+        ("a_loop", "symlink loop"), ("m_loop", "symlink loop"), ("self.jpg", "symlink loop"), ("z_loop", "symlink loop")]
+
+    report = run(ten_photos, tmp_path)
+    assert report["files_seen"] == 10 and report["rows_written"] == 10
+    assert report["skipped_entries"]["count"] == 4
+    assert {"file": "self.jpg", "reason": "symlink loop"} in report["skipped_entries"]["files"]
+    assert "4 entries skipped while listing (first: 'a_loop': symlink loop)" in summarize(report)
+
+
+def test_links_out_of_the_folder_are_followed_and_loops_or_second_links_skipped(ten_photos, tmp_path, jaffe_dir):
+    """The policy: follow links wherever they lead, list each real folder once, skip (and count) the rest."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for src in sorted(jaffe_dir.glob("*.tiff"))[20:23]:
+        shutil.copy(src, elsewhere / src.name)
+    (ten_photos / "linked").symlink_to(elsewhere)  # a folder outside: followed
+    (ten_photos / "KL.HA1.999.tiff").symlink_to(elsewhere / next(elsewhere.iterdir()).name)  # a file outside
+    (ten_photos / "linked_again").symlink_to(elsewhere)  # the same real folder twice: listed once
+    (ten_photos / "sub").mkdir()
+    (ten_photos / "sub" / "up").symlink_to(tmp_path)  # a folder above the input folder: a loop
+    (ten_photos / "broken.jpg").symlink_to(tmp_path / "missing.jpg")  # a photo name leading nowhere: unreadable
+    os.mkfifo(ten_photos / "pipe.jpg")  # would block the decoder forever if it were opened
+
+    photos, skipped = find_photos(ten_photos)
+    readable = [p.rel.as_posix() for p in photos if p.ref is not None]
+    assert len(readable) == 14 and sum(r.startswith("linked/") for r in readable) == 3
+    assert "KL.HA1.999.tiff" in readable and not any(r.startswith(("linked_again/", "sub/")) for r in readable)
+    assert {p.rel.as_posix(): p.error for p in photos if p.ref is None} == {
+        "broken.jpg": "cannot stat (No such file or directory)", "pipe.jpg": "not a regular file"}
+    assert {s.rel.as_posix(): s.reason for s in skipped} == {
+        "linked_again": "links to a folder already listed as 'linked'",
+        "sub/up": "symlink loop (links to a folder that contains it)"}
+
+    report = run(ten_photos, tmp_path)
+    assert report["rows_written"] == 14 and report["unreadable"]["count"] == 2
+    assert report["skipped_entries"]["count"] == 2

@@ -14,6 +14,7 @@ from fer_lightning.data.faces import DlibDetector, HaarDetector, crop_face
 from fer_lightning.data.images import ImageReadError, read_image, to_gray
 from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
+from fer_lightning.errors import InputError
 from fer_lightning.predict import Predictor
 from fer_lightning.predict_files import columns, list_inputs, predict_files, predict_paths, write_csv
 from tests.conftest import compose_config, run_script
@@ -97,7 +98,7 @@ def test_no_face_is_an_empty_list_and_unreadable_is_a_clear_error(predictor, tmp
 
 
 def test_rows_one_per_face_plus_a_reason_row_for_each_failed_file(predictor, photo_dir, tmp_path):
-    rows = predict_paths(predictor, list_inputs(photo_dir), tmp_path / "annotated", chunk=3)
+    rows = predict_paths(predictor, list_inputs(photo_dir).files, tmp_path / "annotated", chunk=3)
     faces = [r for r in rows if r["label"]]
     assert sorted(r["path"] for r in faces) == sorted(PHOTOS[:4] + [f"sub/{PHOTOS[4]}"])
     assert all(r["face"] == 0 for r in faces)
@@ -137,20 +138,71 @@ def test_predict_script_writes_csv_annotations_and_table(tiny_weights, photo_dir
     assert "7 predictions" in done.stdout and "no face found" in done.stdout
 
 
-def test_missing_checkpoint_or_inputs_fail_with_the_path(tiny_weights, tmp_path):
-    cfg = compose_config("predict", [f"inputs={tmp_path}", f"ckpt_path={tmp_path / 'none.ckpt'}"], tmp_path)
+def test_missing_checkpoint_or_inputs_fail_with_the_path(tiny_weights, photo_dir, tmp_path):
+    cfg = compose_config("predict", [f"inputs={photo_dir}", f"ckpt_path={tmp_path / 'none.ckpt'}"], tmp_path)
     with pytest.raises(CheckpointNotFoundError, match=f"looked for {tmp_path / 'none.ckpt'}"):
         predict_files(cfg)
     with open_dict(cfg):
         cfg.ckpt_path, cfg.inputs = str(tiny_weights), str(tmp_path / "missing")
-    with pytest.raises(FileNotFoundError, match=f"inputs={tmp_path / 'missing'}: no such file or folder"):
+    with pytest.raises(InputError, match=f"inputs={tmp_path / 'missing'}: no such file or folder"):
         predict_files(cfg)
 
 
 @pytest.mark.slow
-def test_predict_script_without_inputs_or_checkpoint_fails_clearly(tmp_path):
-    done = run_script("predict", f"inputs={tmp_path / 'missing'}", f"ckpt_path={tmp_path / 'none.ckpt'}",
+def test_predict_script_without_inputs_or_checkpoint_fails_clearly(tmp_path, photo_dir):
+    done = run_script("predict", f"inputs={photo_dir}", f"ckpt_path={tmp_path / 'none.ckpt'}",
                       f"paths.log_dir={tmp_path}", timeout=300)
     assert (
         done.returncode == 1 and f"checkpoint not found: looked for {tmp_path / 'none.ckpt'}" in done.stderr
     )
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Predictor:
+    """The shipped weights (no training needed): for the input-handling tests, where any network will do."""
+    return Predictor.from_checkpoint()
+
+
+def predict_cfg(inputs, tmp_path, *overrides):
+    return compose_config("predict", [f"inputs={inputs}", "annotate=false", "table=false", *overrides], tmp_path)
+
+
+def test_a_symlink_loop_costs_one_counted_row_not_the_folder(photo_dir, tmp_path, caplog):
+    for name in ("a_loop", "n_loop", "z_loop"):  # wherever the directory order puts them
+        (photo_dir / name).symlink_to(name)
+    rows = predict_files(predict_cfg(photo_dir, tmp_path))
+    assert sorted(r["path"] for r in rows if r["label"]) == sorted(PHOTOS[:4] + [f"sub/{PHOTOS[4]}"])
+    assert {r["path"]: r["reason"] for r in rows if r["path"].endswith("loop")} == {
+        "a_loop": "skipped: symlink loop", "n_loop": "skipped: symlink loop", "z_loop": "skipped: symlink loop"}
+    with open(tmp_path / "predictions.csv") as f:
+        assert len(list(csv.DictReader(f))) == 10  # 5 faces, broken.jpg, empty.png (no face), 3 loops
+    assert "5 face(s) in 10 file(s); 1 file(s) without a face; 4 file(s) could not be read" in caplog.text
+
+
+def test_nothing_readable_is_an_input_error_after_the_csv_is_written(tmp_path):
+    folder = tmp_path / "unreadable"
+    folder.mkdir()
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not a photo")
+    with pytest.raises(InputError, match=r"none of the 2 file\(s\) could be read \(first: empty.jpg: unreadable"):
+        predict_files(predict_cfg(folder, tmp_path / "out"))
+    with open(tmp_path / "out" / "predictions.csv") as f:
+        assert [r["path"] for r in csv.DictReader(f)] == ["empty.jpg", "notes.jpg"]
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(InputError, match="missing.jpg: no such file or folder"):
+        list_inputs(tmp_path / "missing.jpg")
+    with pytest.raises(InputError, match="no photos"):
+        list_inputs(tmp_path / "nothing")
+
+
+def test_float_images_and_bad_arrays_through_the_python_api(shipped, jaffe_dir):
+    gray = read_image(jaffe_dir / PHOTOS[0])
+    reference = shipped.predict(gray, color="gray")
+    for image in (gray.astype(np.float32), gray.astype(np.float64) / 255):  # 0..255 and 0..1 floats
+        faces = shipped.predict(image, color="gray")
+        assert [f.box for f in faces] == [f.box for f in reference] and len(faces) == 1
+    with pytest.raises(InputError, match=r"images\[1\]: image is empty \(shape \(0, 0\)\)"):
+        shipped.predict_many([gray, np.zeros((0, 0), np.uint8)])
+    with pytest.raises(InputError, match=r"crop 1 has shape \(40, 40\)"):
+        shipped.classify([reference[0].crop, np.zeros((40, 40), np.uint8)])
+    assert shipped.classify(reference[0].crop[None].astype(np.float32)).shape == (1, len(EMOTIONS))

@@ -14,11 +14,13 @@ SPLITS = ("train", "public", "private")
 
 @dataclass(frozen=True)
 class FERArrays:
-    """``images`` (N, 48, 48) uint8, ``labels`` (N,) int64 in 0..6, ``splits`` (N,) int8 indexing :data:`SPLITS`."""
+    """``images`` (N, 48, 48) uint8, ``labels`` (N,) int64 in 0..6, ``splits`` (N,) int8 indexing
+    :data:`SPLITS`; ``origin`` names the file or folder the rows came from, for messages about them."""
 
     images: np.ndarray
     labels: np.ndarray
     splits: np.ndarray
+    origin: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.images)

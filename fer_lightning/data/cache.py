@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,13 +27,13 @@ def cache_key(source: Path, *extra: object) -> str:
     return f"{source.name.split('.')[0]}-{hashlib.sha1(ident.encode()).hexdigest()[:16]}"
 
 
-def load_cached(path: Path) -> FERArrays | None:
+def load_cached(path: Path, origin: str = "") -> FERArrays | None:
     if not path.exists():
         return None
     try:
         with np.load(path) as z:
-            return FERArrays(images=z["images"], labels=z["labels"], splits=z["splits"])
-    except (OSError, KeyError, ValueError):
+            return FERArrays(images=z["images"], labels=z["labels"], splits=z["splits"], origin=origin)
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile):  # .npz is a zip: cut or bit-flipped
         return None  # a damaged cache is rebuilt, not fatal
 
 
@@ -55,7 +56,7 @@ def cached_arrays(source: Path, build: Callable[[], FERArrays], cache_dir: str |
     if not use_cache:
         return build()
     cache_file = Path(cache_dir or default_cache_dir()) / f"{cache_key(source, *extra)}.npz"
-    arrays = load_cached(cache_file)
+    arrays = load_cached(cache_file, str(source))
     if arrays is None:
         arrays = build()
         save_cached(cache_file, arrays)

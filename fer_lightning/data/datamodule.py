@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fer_lightning.data.arrays import SPLITS, FERArrays
+from fer_lightning.data.sampling import EpochShuffle
 from fer_lightning.data.teacher_targets import load_teacher_targets
 from fer_lightning.data.transforms import AlbumentationsAugment, BatchAugment, to_model_input
+from fer_lightning.emotions import SPLIT_TO_USAGE
+from fer_lightning.errors import FERDataError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class InMemoryFaces(Dataset):
         # index_select copies whole 2,304-byte rows: ~15x faster than images[index] (a per-element gather) on CPU
         images = self.images.index_select(0, index)
         if self.transform is not None:  # straightforward path: one albumentations call per sample
-            images = torch.from_numpy(np.stack([self.transform(im[0].numpy()) for im in images])).unsqueeze(1)
+            images = torch.from_numpy(self.transform.batch(images[:, 0].numpy())).unsqueeze(1)
         if self.targets is None:
             return images, self.labels.index_select(0, index)
         return images, self.labels.index_select(0, index), self.targets.index_select(0, index)
@@ -79,19 +81,53 @@ class FERDataModule(pl.LightningDataModule):
         self.source()  # parse once and fill the cache before DDP ranks start reading it
 
     def setup(self, stage: str | None = None) -> None:
-        if self.arrays is not None:
-            return
-        self.arrays = self.source()
-        log.info("FER data: %d faces, class counts per split %s", len(self.arrays), self.arrays.counts())
+        """Load the data once, then check the splits that Lightning's ``stage`` reads (``None``: no check)."""
+        if not self.tensors:
+            self._load()
+        self._check_splits(stage)
+
+    def check_stage(self, stage: str) -> None:
+        """Refuse a stage whose splits have no rows, before any trainer exists (e.g. the test split before a fit
+        that would otherwise train for hours and then fail); reads the arrays only, so tensors still go to the
+        trainer's device later."""
+        self._arrays()
+        self._check_splits(stage)
+
+    def _arrays(self) -> FERArrays:
+        if self.arrays is None:
+            self.arrays = self.source()
+            log.info("FER data: %d faces, class counts per split %s", len(self.arrays), self.arrays.counts())
+        return self.arrays
+
+    def _load(self) -> None:
+        arrays = self._arrays()
         device = self._storage_device()
         for name in SPLITS:
-            images, labels = self.arrays.split(name)
+            images, labels = arrays.split(name)
             self.tensors[name] = (torch.from_numpy(images).unsqueeze(1).to(device), torch.from_numpy(labels).to(device))
         if self.teacher_targets:
             self.train_targets = load_teacher_targets(self.teacher_targets, self.tensors["train"][1]).to(device)
             log.info("distilling from %s (teacher ensemble probabilities for the Training faces)", self.teacher_targets)
-        if len(self.tensors["train"][1]) == 0:
-            log.warning("the data source has no Training rows: fitting is impossible, evaluation still works")
+
+    def _check_splits(self, stage: str | None) -> None:
+        """Refuse a stage whose splits have no rows: PyTorch would fail with 'num_samples=0' (no Training
+        rows), or a run would end without validation or test metrics. Only the stage's own splits are checked,
+        so a file of PrivateTest rows alone can still be evaluated."""
+        if stage == "fit":
+            self._require_rows("train", "to train on",
+                               "use data with Training rows, or only evaluate it (scripts/eval.py)")
+        if stage in ("fit", "validate"):
+            for split in self.val_splits:
+                self._require_rows(split, f"to validate on (data.val_splits={list(self.val_splits)})",
+                                   "add them, or list only splits the data has in data.val_splits")
+        if stage in ("test", "predict"):
+            self._require_rows(self.test_split, f"to test on (data.test_split={self.test_split})",
+                               "add them, set data.test_split to a split the data has, or pass test=false")
+
+    def _require_rows(self, split: str, purpose: str, remedy: str) -> None:
+        if not (self.arrays.splits == SPLITS.index(split)).any():
+            origin = self.arrays.origin or repr(self.source)
+            raise FERDataError(f"{origin}: no {SPLIT_TO_USAGE[split]} rows {purpose}: {remedy}")
 
     def _storage_device(self) -> torch.device:
         """The GPU when ``keep_on_device`` (FER2013 is 83 MB: it lives there and batches never cross PCIe)."""
@@ -112,9 +148,18 @@ class FERDataModule(pl.LightningDataModule):
     def dataloader(self, split: str, train: bool = False) -> DataLoader:
         dataset = self.dataset(split, train)
         workers = 0 if dataset.images.is_cuda else self.num_workers
-        return DataLoader(dataset, batch_size=self.batch_size if train else self.eval_batch_size, shuffle=train,
+        sampler, generator = None, None
+        if train and not self._distributed():  # under DDP Lightning's DistributedSampler shuffles per (seed, epoch)
+            generator = torch.Generator()
+            epoch = self.trainer.current_epoch if self.trainer is not None else 0  # a resumed fit starts at epoch k
+            sampler = EpochShuffle(len(dataset), torch.initial_seed(), epoch, loader_generator=generator)
+        return DataLoader(dataset, batch_size=self.batch_size if train else self.eval_batch_size,
+                          shuffle=train and sampler is None, sampler=sampler, generator=generator,
                           collate_fn=_batch_is_ready, num_workers=workers, persistent_workers=workers > 0,
                           pin_memory=self.pin_memory and not dataset.images.is_cuda)
+
+    def _distributed(self) -> bool:
+        return self.trainer is not None and self.trainer.world_size > 1
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train", train=True)

@@ -29,15 +29,12 @@ import cv2
 import numpy as np
 
 from fer_lightning.data.arrays import IMAGE_SIZE
-from fer_lightning.data.images import ImageReadError, read_image, to_gray, to_rgb
+from fer_lightning.data.images import ImageReadError, as_uint8_image, read_image, to_gray, to_rgb
+from fer_lightning.errors import ConfigError, DetectorUnavailableError
 
 # read_image and ImageReadError are re-exported: callers (preprocessing, the predictor) need one import
 __all__ = ["Box", "DetectorUnavailableError", "DlibDetector", "FaceDetector", "Faces", "HaarDetector",
            "ImageReadError", "NoDetector", "center_crop", "crop_face", "read_image", "to_gray"]
-
-
-class DetectorUnavailableError(RuntimeError):
-    """An optional detector backend's package is not installed."""
 
 
 @dataclass(frozen=True)
@@ -118,9 +115,9 @@ class FaceDetector(ABC):
 
     def __init__(self, margin: float = 0.0, max_side: int = 1024) -> None:
         if margin < 0:
-            raise ValueError(f"margin must be >= 0 (a fraction of the box side), got {margin}")
+            raise ConfigError(f"margin must be >= 0 (a fraction of the box side), got {margin}")
         if max_side < 64:
-            raise ValueError(f"max_side must be >= 64 pixels, got {max_side}")
+            raise ConfigError(f"max_side must be >= 64 pixels, got {max_side}")
         self.margin = float(margin)
         self.max_side = int(max_side)
         self.threads: int | None = None  # set to 1 in pool workers; None keeps each library's default
@@ -251,6 +248,6 @@ class NoDetector(FaceDetector):
         return self.detect(image)
 
     def detect(self, image: np.ndarray, bgr: bool = False) -> list[Box]:
-        height, width = np.asarray(image).shape[:2]  # no conversion or downscale needed for the whole frame
+        height, width = as_uint8_image(image).shape[:2]  # checked; no downscale needed for the whole frame
         return [Box(0, 0, width, height)]
 

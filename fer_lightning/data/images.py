@@ -14,21 +14,14 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fer_lightning.errors import ImageReadError, InputError
+
 #: Suffixes the folder walker treats as photos (compared lower-case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 # Alpha is composited onto white: cut-out portraits usually have a transparent background, and the RGB values
 # hidden under alpha=0 are arbitrary (often black), which would hand the detector a false silhouette.
 _ALPHA_BACKGROUND = 255
-
-
-class ImageReadError(ValueError):
-    """A file could not be decoded as an image (missing, truncated, not an image, or too large)."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
 
 
 def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
@@ -94,36 +87,65 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def to_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     """uint8 (H, W) from a gray, 3-channel or 4-channel image; ``bgr`` says the channel order (cv2 frames)."""
-    image = _as_uint8(image)
+    image = as_uint8_image(image)
     if image.ndim == 2:
         return image
-    if image.ndim == 3 and image.shape[2] == 1:
+    if image.shape[2] == 1:
         return image[:, :, 0]
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        code = {(3, False): cv2.COLOR_RGB2GRAY, (3, True): cv2.COLOR_BGR2GRAY,
-                (4, False): cv2.COLOR_RGBA2GRAY, (4, True): cv2.COLOR_BGRA2GRAY}[(image.shape[2], bgr)]
-        return cv2.cvtColor(image, code)
-    raise ValueError(f"expected an image shaped (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    code = {(3, False): cv2.COLOR_RGB2GRAY, (3, True): cv2.COLOR_BGR2GRAY,
+            (4, False): cv2.COLOR_RGBA2GRAY, (4, True): cv2.COLOR_BGRA2GRAY}[(image.shape[2], bgr)]
+    return cv2.cvtColor(image, code)
 
 
 def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     """uint8 (H, W, 3) RGB from a gray, 3-channel or 4-channel image."""
-    image = _as_uint8(image)
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+    image = as_uint8_image(image)
+    if image.ndim == 2 or image.shape[2] == 1:
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        if image.shape[2] == 4:
-            return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
-    raise ValueError(f"expected an image shaped (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
 
 
-def _as_uint8(image: np.ndarray) -> np.ndarray:
+def as_uint8_image(image: np.ndarray) -> np.ndarray:
+    """``image`` checked and converted to a contiguous uint8 (H, W) or (H, W, C) array, C in 1, 3 or 4.
+
+    Floats whose maximum is at most 1 are taken as 0..1 (torchvision's convention) and scaled by 255; larger
+    floats as 0..255 (what arithmetic on a uint8 photo gives), so a 0..255 float photo is not clipped to
+    white. uint16 is scaled by its range; other integer types must hold values in 0..255. Raises
+    :class:`InputError` naming the shape or dtype for anything else: empty, wrong number of dimensions or
+    channels, NaN or inf, a non-numeric dtype.
+    """
     image = np.asarray(image)
+    _check_shape(image)
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image)
     if image.dtype == np.uint16:
         return (image.astype(np.float32) / 257.0).round().astype(np.uint8)
-    if np.issubdtype(image.dtype, np.floating):  # assume 0..1 floats, the torchvision convention
-        return (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    raise ValueError(f"unsupported image dtype {image.dtype}; expected uint8, uint16 or float in 0..1")
+    if np.issubdtype(image.dtype, np.integer):
+        lo, hi = int(image.min()), int(image.max())
+        if lo < 0 or hi > 255:
+            raise InputError(f"{image.dtype} image values span {lo}..{hi}; expected 0..255 "
+                             "(or pass a uint8 or uint16 image)")
+        return image.astype(np.uint8)
+    if np.issubdtype(image.dtype, np.floating):
+        return _float_to_uint8(image)
+    raise InputError(f"unsupported image dtype {image.dtype} (shape {image.shape}); "
+                     "expected uint8, uint16, another integer type in 0..255, or float")
+
+
+def _check_shape(image: np.ndarray) -> None:
+    shape = image.shape
+    if image.ndim not in (2, 3) or (image.ndim == 3 and shape[2] not in (1, 3, 4)):
+        raise InputError(f"expected an image shaped (H, W) or (H, W, C) with C = 1, 3 or 4, "
+                         f"got shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise InputError(f"image is empty (shape {shape}): it needs at least one row and one column")
+
+
+def _float_to_uint8(image: np.ndarray) -> np.ndarray:
+    if not np.isfinite(image).all():
+        raise InputError(f"{image.dtype} image (shape {image.shape}) holds NaN or infinite values; "
+                         "replace them (e.g. np.nan_to_num) before passing it")
+    scale = 255.0 if image.max() <= 1.0 else 1.0
+    return (image * scale).clip(0.0, 255.0).round().astype(np.uint8)

@@ -11,10 +11,7 @@ from pathlib import Path
 import torch
 
 from fer_lightning.emotions import EMOTIONS
-
-
-class TeacherTargetsError(ValueError):
-    """A teacher-targets file cannot be used with this data; the message says why."""
+from fer_lightning.errors import TeacherTargetsError
 
 
 def load_teacher_targets(path: str | Path, labels: torch.Tensor) -> torch.Tensor:

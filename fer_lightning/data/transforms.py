@@ -103,3 +103,10 @@ class AlbumentationsAugment:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.transform(image=image)["image"]
+
+    def batch(self, images: np.ndarray) -> np.ndarray:
+        """Augment (N, 48, 48) uint8 faces. The pipeline is reseeded from torch's generator first: albumentations
+        keeps generators of its own, seeded from the OS, which neither ``seed_everything`` nor a resumed run's
+        restored state would reach."""
+        self.transform.set_random_seed(int(torch.randint(1 << 31, ()).item()))
+        return np.stack([self(image) for image in images])

@@ -10,17 +10,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
 from fer_lightning.data.images import ImageReadError
+from fer_lightning.data.photos import instantiate_setting
+from fer_lightning.errors import InputError
 from fer_lightning.explain.gradcam import Explanation, GradCAMExplainer
 from fer_lightning.explain.panels import save_panels
 from fer_lightning.predict import Predictor
-from fer_lightning.predict_files import list_inputs
+from fer_lightning.predict_files import UNREADABLE, Inputs, list_inputs
 
 log = logging.getLogger(__name__)
+
+NO_FACE = "no face found"
 
 
 @dataclass(frozen=True)
@@ -30,28 +33,29 @@ class PhotoFaces:
     crops: np.ndarray  # (N, 48, 48) uint8
     names: list[str]  # "<photo>" or "<photo> #k" for the k-th face of a photo with several
     true_labels: list[int | None]
-    skipped: list[tuple[str, str]]  # (photo, reason): unreadable, or no face
+    skipped: list[tuple[str, str]]  # (photo, reason): unreadable, skipped by the folder walk, or no face
 
 
 def collect_faces(
     predictor: Predictor,
-    inputs: str | Path,
+    inputs: str | Path | Inputs,
     max_faces: int | None = None,
     label_rule: Callable[[PurePosixPath], tuple[int | None, str]] | None = None,
 ) -> PhotoFaces:
     """Every detected face under ``inputs`` (photos in sorted order, largest face first), up to ``max_faces``.
     ``label_rule`` (e.g. ``conf/labels/jaffe.yaml``'s) gives true labels from the photos' relative paths."""
-    crops, names, truths, skipped = [], [], [], []
-    for path, name in list_inputs(inputs):
+    listed = inputs if isinstance(inputs, Inputs) else list_inputs(inputs)
+    crops, names, truths, skipped = [], [], [], list(listed.failed)
+    for path, name in listed.files:
         if max_faces is not None and len(crops) >= max_faces:
             break
         try:
             _, faces = predictor.detect(*predictor.load_image(path))
         except ImageReadError as e:
-            skipped.append((name, f"unreadable: {e.reason}"))
+            skipped.append((name, f"{UNREADABLE}: {e.reason}"))
             continue
         if not faces:
-            skipped.append((name, "no face found"))
+            skipped.append((name, NO_FACE))
         truth = label_rule(PurePosixPath(name))[0] if label_rule is not None else None
         for k, crop in enumerate(faces[: None if max_faces is None else max_faces - len(crops)]):
             crops.append(crop)
@@ -63,7 +67,7 @@ def collect_faces(
 
 def explain_photos(
     predictor: Predictor,
-    inputs: str | Path,
+    inputs: str | Path | Inputs,
     target_layer: str | None = None,
     max_faces: int | None = None,
     label_rule=None,
@@ -75,19 +79,25 @@ def explain_photos(
 
 
 def review_photos(cfg: DictConfig) -> list[Path]:
-    """``scripts/gradcam.py``: panel PNGs for the faces in ``cfg.inputs``, saved in the run dir."""
-    detector = hydra.utils.instantiate(cfg.detector)
+    """``scripts/gradcam.py``: panel PNGs for the faces in ``cfg.inputs``, saved in the run dir.
+
+    Photos that cannot be read or hold no face are logged and counted; :class:`InputError` when not one face
+    is left to explain."""
+    inputs = list_inputs(cfg.inputs)  # a wrong path or an empty folder fails before the model is loaded
+    detector = instantiate_setting(cfg, "detector")
+    label_rule = instantiate_setting(cfg, "labels") if cfg.get("labels") else None
     predictor = Predictor.from_checkpoint(cfg.get("ckpt_path"), detector, device=cfg.device)
-    label_rule = hydra.utils.instantiate(cfg.labels) if cfg.get("labels") else None
-    explanation, found = explain_photos(
-        predictor, cfg.inputs, cfg.get("target_layer"), cfg.get("max_faces"), label_rule
-    )
+    explanation, found = explain_photos(predictor, inputs, cfg.get("target_layer"), cfg.get("max_faces"),
+                                        label_rule)
     for name, reason in found.skipped:
         log.warning("%s: %s", name, reason)
+    no_face = sum(reason == NO_FACE for _, reason in found.skipped)
     if len(explanation) == 0:
-        raise RuntimeError(
-            f"no face found in {cfg.inputs} ({len(found.skipped)} photo(s) skipped): nothing to explain"
-        )
+        raise InputError(f"inputs={cfg.inputs}: no face to explain ({len(found.skipped) - no_face} file(s) "
+                         f"could not be read, {no_face} photo(s) without a face; see the warnings above)")
+    if found.skipped:
+        log.warning("skipped %d file(s): %d could not be read, %d without a face",
+                    len(found.skipped), len(found.skipped) - no_face, no_face)
     truths = found.true_labels if label_rule is not None else None
     pages = save_panels(
         explanation, predictor.classes, cfg.paths.output_dir, found.names, truths, cfg.rows_per_page

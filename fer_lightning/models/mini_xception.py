@@ -19,13 +19,54 @@ class SeparableConv2d(nn.Sequential):
         )
 
 
+class _Subsample(torch.autograd.Function):
+    """``x[:, :, ::s, ::s]`` whose gradient keeps ``x``'s memory layout.
+
+    Autograd's own slice backward scatters into a *contiguous* (NCHW) zero tensor; added to the residual body's
+    channels_last gradient it turns the rest of the backward pass NCHW (the training step ran ~20 % slower).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, s: int) -> torch.Tensor:
+        # x itself is kept (no copy: the residual body saves it for its own backward anyway) so the gradient can
+        # be made like it; no branching on x here, so FX / ONNX tracing passes through
+        ctx.s = s
+        ctx.save_for_backward(x)
+        return x[:, :, ::s, ::s]
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        grad = torch.zeros_like(x, dtype=grad_out.dtype)  # preserves x's memory format
+        grad[:, :, :: ctx.s, :: ctx.s] = grad_out
+        return grad, None
+
+
+class SubsampledPointwiseConv2d(nn.Conv2d):
+    """A 1×1 convolution with stride ``s``, computed as "keep every s-th pixel, then a stride-1 1×1 convolution".
+
+    Same parameters and state-dict keys as ``nn.Conv2d(c_in, c_out, 1, stride=s, bias=False)`` and the same output
+    (a 1×1 kernel only reads the pixels the stride keeps). Why not the plain strided conv: with torch 2.14.1 on a
+    CPU, its oneDNN weight-gradient kernel in channels_last crashes the process (segfault or "double free") for odd
+    batch sizes with more than one intra-op thread, and FER2013's last Training batch is 28,709 mod 128 = 37. The
+    repro and the speed check are in ``benchmarks/README.md`` ("channels_last crash").
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
+        super().__init__(in_channels, out_channels, 1, bias=False)
+        self.subsample = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(_Subsample.apply(x, self.subsample))
+
+
 class ResidualBlock(nn.Module):
     """Two separable convs + 3×3/2 max-pool, added to a 1×1 stride-2 shortcut (both halve the resolution)."""
 
     def __init__(self, in_channels: int, out_channels: int, bn_momentum: float) -> None:
         super().__init__()
         self.shortcut = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, stride=2, bias=False),
+            SubsampledPointwiseConv2d(in_channels, out_channels, stride=2),
             nn.BatchNorm2d(out_channels, momentum=bn_momentum),
         )
         self.body = nn.Sequential(

@@ -1,29 +1,64 @@
-"""Process-level set-up shared by the scripts: where the project lives, quiet and fast defaults."""
+"""Process-level set-up shared by the scripts: where the project lives, quiet and fast defaults, one-line errors."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
 def bootstrap(script_file: str) -> Path:
-    """Call at the top of a script: PROJECT_ROOT → the checkout holding ``conf/``, no albumentations network check."""
+    """Call at the top of a script: PROJECT_ROOT → the checkout holding ``conf/``, no albumentations network check,
+    and the config resolvers the run folders use."""
     root = Path(script_file).resolve().parents[1]
     os.environ.setdefault("PROJECT_ROOT", str(root))
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    register_resolvers()
     return root
+
+
+def run_dir_of_checkpoint(ckpt_path: str | None, default: str) -> str:
+    """The run folder that wrote ``ckpt_path`` (``<run>/checkpoints/<file>.ckpt`` beside ``<run>/.hydra``), else
+    ``default``: a resumed run continues in its own folder, so its checkpoint callbacks keep their best scores and
+    its TensorBoard curves continue."""
+    if ckpt_path:
+        run = Path(str(ckpt_path)).expanduser().resolve().parent.parent
+        if Path(str(ckpt_path)).expanduser().resolve().parent.name == "checkpoints" and (run / ".hydra").is_dir():
+            return str(run)
+    return default
+
+
+def config_subdir_for(ckpt_path: str | None, default: str, stamp: str) -> str:
+    """Where Hydra saves the composed config: a resumed run keeps the original run's ``.hydra/`` and adds
+    ``.hydra/resume_<stamp>/`` beside it instead of overwriting it."""
+    resumed = run_dir_of_checkpoint(ckpt_path, "") != ""
+    return f"{default}/resume_{stamp}" if resumed else default
+
+
+def register_resolvers() -> None:
+    """``${pid:}``, ``${run_dir_of:ckpt,default}`` and ``${config_subdir:ckpt,default,stamp}`` for conf/hydra."""
+    from omegaconf import OmegaConf
+
+    for name, fn in (("pid", os.getpid), ("run_dir_of", run_dir_of_checkpoint), ("config_subdir", config_subdir_for)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=True)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the errors a user can fix (missing/mismatched checkpoint, missing input) into one clear line and exit 1,
-    instead of a traceback; anything else is a bug and keeps its traceback."""
-    from fer_lightning.checkpoints import CheckpointError  # imported here: bootstrap() must run before the package
-    from fer_lightning.data.teacher_targets import TeacherTargetsError
+    """Turn the errors a user can fix (any :class:`~fer_lightning.errors.FERError`, a missing file) into one line
+    on stderr and exit 1, instead of a traceback; anything else is a bug and keeps its traceback."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    from fer_lightning.errors import FERError  # imported here: bootstrap() must run before the package
 
     try:
         yield
-    except (CheckpointError, TeacherTargetsError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
+    except MissingMandatoryValue as e:  # a required key left at ??? in the config, e.g. input_dir
+        print(f"error: {e.full_key} is required: pass {e.full_key}=<value>", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    except (FERError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)  # one line, whatever the message
+        raise SystemExit(1) from None
