@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 from common import DATA_DIR, emit, rate
 
-from fer_lightning.data.extract import FileRef, map_files, process_file
-from fer_lightning.data.faces import (
+from fer_lightning.faces.extract import FileRef, map_files, process_file
+from fer_lightning.faces.detectors import (
     DetectorUnavailableError,
     DlibDetector,
     FaceDetector,
@@ -38,7 +38,7 @@ from fer_lightning.data.faces import (
     read_image,
     to_gray,
 )
-from fer_lightning.data.mtcnn import MTCNNDetector
+from fer_lightning.faces.mtcnn import MTCNNDetector
 
 
 def bench_detector(detector: FaceDetector, refs: list[FileRef], repeat: int) -> dict:

@@ -30,8 +30,8 @@ import torch
 from common import DATA_DIR, emit, rate
 from torch.fx.experimental.optimization import fuse
 
-from fer_lightning.data.faces import DlibDetector
-from fer_lightning.data.images import read_image
+from fer_lightning.faces.detectors import DlibDetector
+from fer_lightning.images import read_image
 from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.models.mini_xception import MiniXception

@@ -93,7 +93,7 @@ class BatchClock(pl.Callback):
 
 def lightning_fit(overrides: list[str], batches: int, warmup: int, block: int, workdir: Path,
                   clock_type: type[BatchClock] = BatchClock) -> BatchClock:
-    """A real fit (config → datamodule, model, callbacks, logger, trainer as fer_lightning.training does), timed by
+    """A real fit (config → datamodule, model, callbacks, logger, trainer as fer_lightning.tasks.train does), timed by
     a ``clock_type`` callback whose probe steps on batches of the fit's (per-process) batch size."""
     cfg = compose(["trainer.max_epochs=1", "trainer.accelerator=cpu", f"trainer.limit_train_batches={warmup + batches}",
                    "trainer.limit_val_batches=1", *overrides], workdir)

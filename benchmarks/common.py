@@ -48,12 +48,12 @@ def rate(count: int, seconds: float) -> float:
 
 
 def fit(cfg, callbacks: list | None = None, seed: int = 0):
-    """``Trainer.fit`` built from ``cfg`` exactly as :func:`fer_lightning.training.train` builds it, plus
+    """``Trainer.fit`` built from ``cfg`` exactly as :func:`fer_lightning.tasks.train.train` builds it, plus
     ``callbacks`` (the benchmark's probes). Returns (trainer, model, datamodule)."""
     import hydra
     import pytorch_lightning as pl
 
-    from fer_lightning.training import build_model
+    from fer_lightning.tasks.train import build_model
     from fer_lightning.utils.instantiate import instantiate_group
 
     pl.seed_everything(seed, verbose=False)

@@ -13,7 +13,7 @@ from fer_lightning.emotions import EMOTIONS
 
 _LAZY = {
     "FERDataModule": "fer_lightning.data.datamodule",
-    "FERClassifier": "fer_lightning.module",
+    "FERClassifier": "fer_lightning.models.classifier",
     "Predictor": "fer_lightning.predict",
 }
 __all__ = ["EMOTIONS", *_LAZY]

@@ -31,7 +31,7 @@ from fer_lightning.errors import (
     ConfigError,
     UnsafeCheckpointError,
 )
-from fer_lightning.utils.atomic import atomic_path
+from fer_lightning.utils.io import atomic_path
 
 #: The project's shipped weights; evaluation, prediction and Grad-CAM use them when no ``ckpt_path`` is given.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mini_xception_fer2013.pt"

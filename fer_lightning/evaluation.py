@@ -32,7 +32,7 @@ from fer_lightning.emotions import EMOTIONS, SPLIT_TO_USAGE, USAGE_TO_SPLIT
 from fer_lightning.errors import ConfigError
 from fer_lightning.plots import confusion_matrix_figure
 from fer_lightning.tta import normalise_modes, tta_log_probs
-from fer_lightning.utils.atomic import save_figure, write_json
+from fer_lightning.utils.io import save_figure, write_json
 from fer_lightning.utils.instantiate import instantiate_group
 from fer_lightning.utils.threads import intra_op_threads
 

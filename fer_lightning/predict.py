@@ -17,8 +17,8 @@ from torch import nn
 
 from fer_lightning.checkpoints import load_network
 from fer_lightning.data.arrays import IMAGE_SIZE
-from fer_lightning.data.faces import Box, DlibDetector, FaceDetector, crop_face
-from fer_lightning.data.images import as_uint8_image, read_image, to_gray
+from fer_lightning.faces.detectors import Box, DlibDetector, FaceDetector, crop_face
+from fer_lightning.images import as_uint8_image, read_image, to_gray
 from fer_lightning.data.transforms import to_model_input
 from fer_lightning.errors import InputError
 from fer_lightning.utils.threads import intra_op_threads

@@ -7,7 +7,7 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.explain.review import review_photos
+from fer_lightning.tasks.gradcam import review_photos
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="gradcam")

@@ -7,7 +7,7 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.batchnorm import precise_bn_checkpoints
+from fer_lightning.refine.precise_bn import precise_bn_checkpoints
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="precise_bn")

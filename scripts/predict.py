@@ -7,7 +7,7 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.predict_files import predict_files
+from fer_lightning.tasks.predict import predict_files
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

@@ -7,7 +7,7 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.data.photos import instantiate_setting, preprocess_folder, require_rows, summarize
+from fer_lightning.faces.pipeline import instantiate_setting, preprocess_folder, require_rows, summarize
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="preprocess")

@@ -7,7 +7,7 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.soup import soup_checkpoints
+from fer_lightning.refine.soup import soup_checkpoints
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="soup")

@@ -7,7 +7,7 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.distillation import write_teacher_targets
+from fer_lightning.refine.distillation import write_teacher_targets
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="teacher_targets")

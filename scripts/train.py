@@ -7,7 +7,7 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.training import train
+from fer_lightning.tasks.train import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

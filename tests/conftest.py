@@ -84,7 +84,7 @@ def tiny_checkpoint(tmp_path_factory, cache_dir, data_dir) -> Path:
     cfg = compose_config("train", [*TINY_TRAIN, "test=false"], out)
     with open_dict(cfg):
         cfg.paths.cache_dir = str(cache_dir)
-    from fer_lightning.training import train  # imported here: collecting other tests stays fast
+    from fer_lightning.tasks.train import train  # imported here: collecting other tests stays fast
 
     train(cfg)
     ckpt = out / "checkpoints" / "last.ckpt"

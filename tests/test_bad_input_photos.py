@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_lightning.data.images import read_image
+from fer_lightning.images import read_image
 from fer_lightning.errors import FERError, ImageReadError, InputError
 from fer_lightning.predict import Predictor
 from tests.conftest import run_script

@@ -7,13 +7,13 @@ import torch
 from omegaconf import open_dict
 from torch import nn
 
-from fer_lightning.batchnorm import fixed_subset, recalibrate_batchnorm, select_with_precise_bn, write_recalibrated_checkpoint
+from fer_lightning.refine.precise_bn import fixed_subset, recalibrate_batchnorm, select_with_precise_bn, write_recalibrated_checkpoint
 from fer_lightning.checkpoints import DEFAULT_WEIGHTS, CheckpointMismatchError, load_network
 from fer_lightning.data.fer2013 import load_fer2013_csv
 from fer_lightning.data.transforms import to_model_input
 from fer_lightning.evaluation import predict_log_probs
 from fer_lightning.models.mini_xception import MiniXception
-from fer_lightning.training import train
+from fer_lightning.tasks.train import train
 from tests.conftest import TINY_TRAIN, assert_one_line_error, compose_config
 
 

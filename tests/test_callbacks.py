@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fer_lightning.callbacks import GradCAMPanels
 from fer_lightning.explain.panels import panel_size
-from fer_lightning.training import train
+from fer_lightning.tasks.train import train
 from tests.conftest import TINY_TRAIN, compose_config
 
 

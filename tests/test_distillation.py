@@ -12,9 +12,9 @@ from fer_lightning.checkpoints import DEFAULT_WEIGHTS, CheckpointMismatchError, 
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.data.fer2013 import load_fer2013_csv
 from fer_lightning.data.teacher_targets import TeacherTargetsError, load_teacher_targets
-from fer_lightning.module import FERClassifier
+from fer_lightning.models.classifier import FERClassifier
 from fer_lightning.models.mini_xception import MiniXception
-from fer_lightning.training import train
+from fer_lightning.tasks.train import train
 from tests.conftest import TINY_TRAIN, compose_config, run_script
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_lightning.data.faces import (
+from fer_lightning.faces.detectors import (
     Box,
     DetectorUnavailableError,
     DlibDetector,
@@ -21,8 +21,8 @@ from fer_lightning.data.faces import (
     center_crop,
     crop_face,
 )
-from fer_lightning.data.images import ImageReadError, as_uint8_image, read_image, to_gray
-from fer_lightning.data.mtcnn import MTCNNDetector
+from fer_lightning.images import ImageReadError, as_uint8_image, read_image, to_gray
+from fer_lightning.faces.mtcnn import MTCNNDetector
 from fer_lightning.errors import InputError
 
 

@@ -18,7 +18,7 @@ from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import InputError
 from fer_lightning.explain.gradcam import GradCAMExplainer, default_target_layer
 from fer_lightning.explain.panels import COLUMNS, panel_size, save_panels
-from fer_lightning.explain.review import review_photos
+from fer_lightning.tasks.gradcam import review_photos
 from fer_lightning.utils.threads import intra_op_threads
 from tests.conftest import compose_config, run_script
 

@@ -12,20 +12,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_lightning.data import fer2013_writer
+from fer_lightning.faces import fer2013_csv
 from fer_lightning.data.arrays import SPLITS, FERArrays
-from fer_lightning.data.extract import extract_faces
-from fer_lightning.data.faces import DlibDetector, NoDetector
+from fer_lightning.faces.extract import extract_faces
+from fer_lightning.faces.detectors import DlibDetector, NoDetector
 from fer_lightning.data.fer2013 import load_fer2013_csv, parse_fer2013_csv
-from fer_lightning.data.labels import FolderLabels, RegexLabels
-from fer_lightning.data.photos import (
+from fer_lightning.faces.labels import FolderLabels, RegexLabels
+from fer_lightning.faces.pipeline import (
     PhotoFolderSource,
     find_photos,
     preprocess_folder,
     report_path,
     summarize,
 )
-from fer_lightning.data.splits import OUTSIDE, PRIVATE, PUBLIC, TRAIN, assign_splits
+from fer_lightning.faces.splits import OUTSIDE, PRIVATE, PUBLIC, TRAIN, assign_splits
 from fer_lightning.emotions import EMOTION_TO_ID
 from tests.conftest import compose_config
 
@@ -197,7 +197,7 @@ def test_csv_write_is_atomic_and_round_trips(tmp_path, monkeypatch):
     arrays = FERArrays(rng.integers(0, 256, (5, 48, 48), dtype=np.uint8), np.arange(5, dtype=np.int64),
                        np.array([0, 1, 2, 0, 1], np.int8))
     out = tmp_path / "faces.csv"
-    fer2013_writer.write_fer2013_csv(out, arrays)
+    fer2013_csv.write_fer2013_csv(out, arrays)
     back = parse_fer2013_csv(out)
     for a, b in zip((arrays.images, arrays.labels, arrays.splits), (back.images, back.labels, back.splits)):
         np.testing.assert_array_equal(a, b)
@@ -207,9 +207,9 @@ def test_csv_write_is_atomic_and_round_trips(tmp_path, monkeypatch):
         yield b"emotion,pixels,Usage\n"
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(fer2013_writer, "_lines", broken_lines)
+    monkeypatch.setattr(fer2013_csv, "_lines", broken_lines)
     with pytest.raises(RuntimeError, match="disk full"):
-        fer2013_writer.write_fer2013_csv(out, arrays)
+        fer2013_csv.write_fer2013_csv(out, arrays)
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["faces.csv"]
 
 

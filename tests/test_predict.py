@@ -10,13 +10,13 @@ import torch
 from omegaconf import open_dict
 
 from fer_lightning.checkpoints import CheckpointNotFoundError, load_network
-from fer_lightning.data.faces import DlibDetector, HaarDetector, crop_face
-from fer_lightning.data.images import ImageReadError, read_image, to_gray
+from fer_lightning.faces.detectors import DlibDetector, HaarDetector, crop_face
+from fer_lightning.images import ImageReadError, read_image, to_gray
 from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import InputError
 from fer_lightning.predict import Predictor
-from fer_lightning.predict_files import columns, list_inputs, predict_files, predict_paths, write_csv
+from fer_lightning.tasks.predict import columns, list_inputs, predict_files, predict_paths, write_csv
 from tests.conftest import compose_config, run_script
 
 PHOTOS = ["KA.AN1.39.tiff", "KL.HA1.158.tiff", "KM.SU1.14.tiff", "KR.NE1.71.tiff", "MK.SA1.119.tiff"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from fer_lightning.training import train
+from fer_lightning.tasks.train import train
 from fer_lightning.utils.tensorboard import read_scalars
 from tests.conftest import ROOT, TINY_TRAIN, run_script
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fer_lightning.schedulers import SteppedDecayLR
+from fer_lightning.models.schedulers import SteppedDecayLR
 
 
 def notebook_lr(epoch: int, lr: float = 0.01) -> float:

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from fer_lightning.batchnorm import fixed_subset
+from fer_lightning.refine.precise_bn import fixed_subset
 from fer_lightning.checkpoints import DEFAULT_WEIGHTS, load_network, network_parts, save_weights
 from fer_lightning.data.fer2013 import load_fer2013_csv
-from fer_lightning.soup import average_states, greedy_soup
+from fer_lightning.refine.soup import average_states, greedy_soup
 from tests.conftest import assert_one_line_error, run_script
 
 

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import open_dict
 
-from fer_lightning.training import build_model, train
+from fer_lightning.tasks.train import build_model, train
 from fer_lightning.utils.tensorboard import read_scalars
 from tests.conftest import ROOT, TINY_TRAIN, compose_config, run_script
 

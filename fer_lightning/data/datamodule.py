@@ -139,6 +139,14 @@ class FERDataModule(pl.LightningDataModule):
             return trainer.strategy.root_device
         return torch.device("cpu")
 
+    def faces(self, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 faces (N, 1, 48, 48) and int64 labels (N,) of one split, on the CPU (the first ``limit`` rows):
+        the one way evaluation, callbacks and the refine tools read a split's faces."""
+        self.setup()
+        images, labels = self.tensors[split]
+        stop = None if limit is None else int(limit)
+        return images[:stop].cpu(), labels[:stop].cpu()
+
     def dataset(self, split: str, train: bool = False) -> InMemoryFaces:
         self.setup()
         images, labels = self.tensors[split]

@@ -21,7 +21,7 @@ import numpy as np
 from fer_lightning.data.arrays import IMAGE_SIZE, SPLITS, FERArrays
 from fer_lightning.data.cache import cached_arrays
 from fer_lightning.data.fer2013 import HOW_TO_GET
-from fer_lightning.data.images import read_image, to_gray
+from fer_lightning.images import read_image, to_gray
 from fer_lightning.emotions import SYNONYMS, emotion_id
 from fer_lightning.errors import FERDataError, ImageReadError
 

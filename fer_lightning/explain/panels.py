@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
 
 from fer_lightning.explain.gradcam import Explanation
-from fer_lightning.utils.atomic import save_figure
+from fer_lightning.utils.io import save_figure
 
 COLUMNS = ("face", "label", "probability", "guided backprop", "Grad-CAM", "guided Grad-CAM")
 DPI = 100

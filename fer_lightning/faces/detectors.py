@@ -1,7 +1,7 @@
 """Face detection and FER2013-style cropping: one :class:`FaceDetector` interface, four backends.
 
 Backends (Hydra group ``conf/detector/``): ``dlib`` (default), ``haar``, ``none`` here, and ``mtcnn`` in
-:mod:`fer_lightning.data.mtcnn` (its own module because its package is an optional extra).
+:mod:`fer_lightning.faces.mtcnn` (its own module because its package is an optional extra).
 
 Why dlib HOG is the default (``benchmarks/bench_faces.py`` on the 108 JAFFE photos, 2-core CPU; figures in
 ``benchmarks/README.md``): every detector finds the face in all 108 photos, so the choice rests on
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from fer_lightning.data.arrays import IMAGE_SIZE
-from fer_lightning.data.images import ImageReadError, as_uint8_image, read_image, to_gray, to_rgb
+from fer_lightning.images import ImageReadError, as_uint8_image, read_image, to_gray, to_rgb
 from fer_lightning.errors import ConfigError, DetectorUnavailableError
 
 # read_image and ImageReadError are re-exported: callers (preprocessing, the predictor) need one import

@@ -21,11 +21,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fer_lightning.data.images import IMAGE_EXTENSIONS, ImageReadError
-from fer_lightning.data.photos import find_photos, instantiate_setting
+from fer_lightning.images import IMAGE_EXTENSIONS, ImageReadError
+from fer_lightning.faces.pipeline import find_photos, instantiate_setting
 from fer_lightning.errors import InputError
 from fer_lightning.predict import FacePrediction, Predictor
-from fer_lightning.utils.atomic import atomic_path, write_text
+from fer_lightning.utils.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_lightning.data.faces import Box, DetectorUnavailableError, FaceDetector
+from fer_lightning.faces.detectors import Box, DetectorUnavailableError, FaceDetector
 from fer_lightning.utils.threads import intra_op_threads
 
 

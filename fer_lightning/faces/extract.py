@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from fer_lightning.data.face_cache import FaceCache, FileResult
-from fer_lightning.data.faces import FaceDetector, center_crop
-from fer_lightning.data.images import ImageReadError, read_image
+from fer_lightning.faces.cache import FaceCache, FileResult
+from fer_lightning.faces.detectors import FaceDetector, center_crop
+from fer_lightning.images import ImageReadError, read_image
 
 _worker_detector: FaceDetector | None = None
 

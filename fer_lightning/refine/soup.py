@@ -4,7 +4,7 @@ Why: checkpoints fine-tuned from the same weights (epochs of one fine-tune, or f
 one basin, so their weight average is a network that behaves like a small ensemble at the cost of one ("model
 soups", Wortsman et al. 2022). The greedy recipe keeps an ingredient only when the average improves the selection
 split, so adding candidates cannot make the result worse on it. Every candidate average gets its BatchNorm statistics
-re-measured on clean Training faces first (:mod:`fer_lightning.batchnorm`): averaged weights do not fit averaged
+re-measured on clean Training faces first (:mod:`fer_lightning.refine.precise_bn`): averaged weights do not fit averaged
 running statistics. Only Training faces (no labels) and PublicTest are read; PrivateTest stays for the report.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fer_lightning.batchnorm import recalibrate_batchnorm, selection_faces, selection_figures
+from fer_lightning.refine.precise_bn import recalibrate_batchnorm, selection_faces, selection_figures
 from fer_lightning.checkpoints import (
     CheckpointError,
     checkpoint_paths,

@@ -29,14 +29,14 @@ from omegaconf import DictConfig
 
 from fer_lightning.data.arrays import IMAGE_SIZE, SPLITS, FERArrays
 from fer_lightning.data.cache import default_cache_dir
-from fer_lightning.data.extract import FileRef, extract_faces
-from fer_lightning.data.face_cache import FileResult
-from fer_lightning.data.faces import DlibDetector, FaceDetector
+from fer_lightning.faces.extract import FileRef, extract_faces
+from fer_lightning.faces.cache import FileResult
+from fer_lightning.faces.detectors import DlibDetector, FaceDetector
 from fer_lightning.data.fer2013 import load_fer2013_csv
-from fer_lightning.data.fer2013_writer import content_hash, write_fer2013_csv, write_json
-from fer_lightning.data.images import IMAGE_EXTENSIONS
-from fer_lightning.data.labels import FolderLabels, LabelRule
-from fer_lightning.data.splits import OUTSIDE, SPLIT_MODES, assign_splits
+from fer_lightning.faces.fer2013_csv import content_hash, write_fer2013_csv, write_json
+from fer_lightning.images import IMAGE_EXTENSIONS
+from fer_lightning.faces.labels import FolderLabels, LabelRule
+from fer_lightning.faces.splits import OUTSIDE, SPLIT_MODES, assign_splits
 from fer_lightning.emotions import EMOTIONS, SPLIT_TO_USAGE
 from fer_lightning.errors import ConfigError, InputError
 

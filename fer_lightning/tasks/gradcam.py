@@ -13,13 +13,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from omegaconf import DictConfig
 
-from fer_lightning.data.images import ImageReadError
-from fer_lightning.data.photos import instantiate_setting
+from fer_lightning.images import ImageReadError
+from fer_lightning.faces.pipeline import instantiate_setting
 from fer_lightning.errors import InputError
 from fer_lightning.explain.gradcam import Explanation, GradCAMExplainer
 from fer_lightning.explain.panels import save_panels
 from fer_lightning.predict import Predictor
-from fer_lightning.predict_files import UNREADABLE, Inputs, list_inputs
+from fer_lightning.tasks.predict import UNREADABLE, Inputs, list_inputs
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Photos → detected, cropped 48×48 faces → FER2013-style CSV, and the ``data=photos`` source."""

@@ -1,0 +1,1 @@
+"""Tools judged on PublicTest only (never PrivateTest): precise BatchNorm, weight soups, distillation."""

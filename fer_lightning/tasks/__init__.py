@@ -1,0 +1,1 @@
+"""One ``run(cfg)`` per script: the only package code that reads a Hydra config."""
