@@ -1,9 +1,11 @@
-"""Dataset-ready time: the project's FERDataModule (cold: empty cache; warm: .npz cache) vs the notebook's loader.
+"""Dataset-ready time: the project's FERDataModule (cold: empty cache; warm: .npz cache) vs the notebook's
+loader.
 
-"Ready" = every split held in memory and able to serve batches: for the project, ``FERDataModule.setup()`` from
-the real ``conf/data/fer2013.yaml`` (CSV parse or cache load + split tensors); for the notebook, its csv-module
-loop producing PIL images per split. Cold means no parse cache (a fresh cache dir); the OS file cache is warm in
-both cases (the .gz is read once before timing), so the figures measure CPU work, not the disk.
+"Ready" = every split held in memory and able to serve batches: for the project, ``FERDataModule.setup()``
+from the real ``conf/data/fer2013.yaml`` (CSV parse or cache load + split tensors); for the notebook, its
+csv-module loop producing PIL images per split. Cold means no parse cache (a fresh cache dir); the OS file
+cache is warm in both cases (the .gz is read once before timing), so the figures measure CPU work, not the
+disk.
 
     python benchmarks/bench_data.py [--repeats 3] [--rows N --quick]
 """
@@ -49,7 +51,9 @@ def time_setup(csv_path: Path, cache_dir: Path, workdir: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3, help="cold and warm runs each (median reported)")
     parser.add_argument("--notebook-repeats", type=int, default=1)
     parser.add_argument("--rows", type=int, default=None, help="use only the first N rows (tests)")
@@ -69,7 +73,9 @@ def main() -> None:
         warm = [time_setup(csv_path, warm_cache, work) for _ in range(args.repeats)]
 
         start = time.perf_counter()
-        notebook_csv = plain_csv(source, work)  # one-off decompression, not timed: the notebook read plain CSV
+        notebook_csv = plain_csv(
+            source, work
+        )  # one-off decompression, not timed: the notebook read plain CSV
         decompress_s = time.perf_counter() - start
         notebook = []
         for _ in range(args.notebook_repeats):
@@ -78,13 +84,24 @@ def main() -> None:
         rows = sum(len(d) for d in datasets.values())
 
     cold_s, warm_s, notebook_s = (statistics.median(v) for v in (cold, warm, notebook))
-    emit({"bench": "data", "rows": rows, "source": source.name,
-          "cold_s": round(cold_s, 3), "warm_s": round(warm_s, 3), "notebook_s": round(notebook_s, 3),
-          "cold_runs_s": [round(v, 3) for v in cold], "warm_runs_s": [round(v, 3) for v in warm],
-          "notebook_runs_s": [round(v, 3) for v in notebook],
-          "notebook_decompress_untimed_s": round(decompress_s, 3),
-          "speedup_warm": round(notebook_s / warm_s, 1), "speedup_cold": round(notebook_s / cold_s, 1),
-          "goal_warm_20x": notebook_s / warm_s >= 20, "goal_cold_under_4s": cold_s < 4.0})
+    emit(
+        {
+            "bench": "data",
+            "rows": rows,
+            "source": source.name,
+            "cold_s": round(cold_s, 3),
+            "warm_s": round(warm_s, 3),
+            "notebook_s": round(notebook_s, 3),
+            "cold_runs_s": [round(v, 3) for v in cold],
+            "warm_runs_s": [round(v, 3) for v in warm],
+            "notebook_runs_s": [round(v, 3) for v in notebook],
+            "notebook_decompress_untimed_s": round(decompress_s, 3),
+            "speedup_warm": round(notebook_s / warm_s, 1),
+            "speedup_cold": round(notebook_s / cold_s, 1),
+            "goal_warm_20x": notebook_s / warm_s >= 20,
+            "goal_cold_under_4s": cold_s < 4.0,
+        }
+    )
 
 
 if __name__ == "__main__":

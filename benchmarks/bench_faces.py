@@ -3,18 +3,18 @@
     python benchmarks/bench_faces.py [--data-dir ../shared/data] [--parallel-repeat 5] [--quick]
 
 Prints ONE JSON line. Per detector (haar, dlib, mtcnn if facenet-pytorch imports, none as the decode+crop
-floor): ``seq_img_s`` = the pipeline (decode, detect, largest face, crop) in one process (``seq_img_per_cpu_s``:
-per CPU-second of this process, which a busy shared machine distorts less; MTCNN's torch threads inflate its
-CPU time); ``par_img_s`` = the
-same through the process pool on all cores, pool start-up included, over the photo list repeated
-``--parallel-repeat`` times so start-up is amortised as in a real folder; ``detection_rate`` = photos with
->= 1 face. ``notebook`` = the course notebook's approach: sequential, cv2.imread, Haar (1.1, 5), first
-detection, whole frame resized when none; ``first_not_largest`` counts photos where its first box is not the
-largest one. ``stress`` = detection rate on harder in-memory variants of the same photos (JAFFE is easy: every
-detector finds every face): ``small`` face ~40 px in a 512 px frame, ``tilt30`` rotated 30 degrees,
-``half_occluded`` left half of the frame blacked out (plus dlib's ``small`` without its upsample retry). ``box_side_cv`` = spread (std/mean) of the largest box's
-side across one subject's photos, averaged over subjects: JAFFE was shot with a fixed camera and head position,
-so this is detector jitter, which becomes scale noise in the 48x48 crops.
+floor): ``seq_img_s`` = the pipeline (decode, detect, largest face, crop) in one process
+(``seq_img_per_cpu_s``: per CPU-second of this process, which a busy shared machine distorts less; MTCNN's
+torch threads inflate its CPU time); ``par_img_s`` = the same through the process pool on all cores, pool
+start-up included, over the photo list repeated ``--parallel-repeat`` times so start-up is amortised as in a
+real folder; ``detection_rate`` = photos with >= 1 face. ``notebook`` = the course notebook's approach:
+sequential, cv2.imread, Haar (1.1, 5), first detection, whole frame resized when none; ``first_not_largest``
+counts photos where its first box is not the largest one. ``stress`` = detection rate on harder in-memory
+variants of the same photos (JAFFE is easy: every detector finds every face): ``small`` face ~40 px in a 512
+px frame, ``tilt30`` rotated 30 degrees, ``half_occluded`` left half of the frame blacked out (plus dlib's
+``small`` without its upsample retry). ``box_side_cv`` = spread (std/mean) of the largest box's side across
+one subject's photos, averaged over subjects: JAFFE was shot with a fixed camera and head position, so this is
+detector jitter, which becomes scale noise in the 48x48 crops.
 """
 
 from __future__ import annotations
@@ -78,11 +78,17 @@ def _stress_variants(images: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
         out[:, : im.shape[1] // 2] = 0
         return out
 
-    return {name: [f(im) for im in images] for name, f in (("small", small), ("tilt30", tilt), ("half_occluded", half))}
+    return {
+        name: [f(im) for im in images]
+        for name, f in (("small", small), ("tilt30", tilt), ("half_occluded", half))
+    }
 
 
 def bench_stress(detector: FaceDetector, variants: dict[str, list[np.ndarray]]) -> dict[str, float]:
-    return {name: round(float(np.mean([bool(detector.detect(im)) for im in ims])), 4) for name, ims in variants.items()}
+    return {
+        name: round(float(np.mean([bool(detector.detect(im)) for im in ims])), 4)
+        for name, ims in variants.items()
+    }
 
 
 def box_jitter(detector: FaceDetector, paths: list[Path], images: list[np.ndarray]) -> float:
@@ -112,16 +118,21 @@ def bench_notebook(paths: list[Path]) -> dict:
             face = gray
         cv2.resize(face, (48, 48))
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"seq_img_s": rate(len(paths), seconds), "seq_img_per_cpu_s": rate(len(paths), cpu_seconds),
-            "detection_rate": round(found / len(paths), 4),
-            "first_not_largest": first_not_largest}
+    return {
+        "seq_img_s": rate(len(paths), seconds),
+        "seq_img_per_cpu_s": rate(len(paths), cpu_seconds),
+        "detection_rate": round(found / len(paths), 4),
+        "first_not_largest": first_not_largest,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--parallel-repeat", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="12 photos, no repeat: checks the script, not speed")
+    parser.add_argument(
+        "--quick", action="store_true", help="12 photos, no repeat: checks the script, not speed"
+    )
     args = parser.parse_args()
     paths = sorted((args.data_dir / "jaffe-dev").glob("*.tiff"))
     if args.quick:
@@ -129,8 +140,14 @@ def main() -> None:
     if not paths:
         raise SystemExit(f"no JAFFE photos in {args.data_dir / 'jaffe-dev'}; set --data-dir or FER_DATA_DIR")
     refs = [FileRef.of(p) for p in paths]
-    out: dict = {"bench": "faces", "dataset": "jaffe-dev", "images": len(paths),
-                 "usable_cpus": len(os.sched_getaffinity(0)), "opencv": cv2.__version__, "detectors": {}}
+    out: dict = {
+        "bench": "faces",
+        "dataset": "jaffe-dev",
+        "images": len(paths),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "opencv": cv2.__version__,
+        "detectors": {},
+    }
     originals = [to_gray(read_image(p)) for p in paths]
     variants = _stress_variants(originals)
     for detector in (HaarDetector(), DlibDetector(), MTCNNDetector(), NoDetector()):
@@ -141,7 +158,9 @@ def main() -> None:
                 out["detectors"][detector.name]["box_side_cv"] = box_jitter(detector, paths, originals)
             if detector.name == "dlib":  # what the retry at upsample 1 buys on small faces
                 no_retry = DlibDetector(retry_upsample=None)
-                out["detectors"]["dlib"]["stress"]["small_without_retry"] = bench_stress(no_retry, variants)["small"]
+                out["detectors"]["dlib"]["stress"]["small_without_retry"] = bench_stress(no_retry, variants)[
+                    "small"
+                ]
         except DetectorUnavailableError as e:
             out["detectors"][detector.name] = {"unavailable": str(e).split(" (")[0]}
     out["notebook"] = bench_notebook(paths)

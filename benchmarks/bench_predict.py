@@ -1,11 +1,14 @@
 """Prediction latency (photo → label: detection + network) and batched model-only throughput.
 
-Photos: ``$FER_DATA_DIR/jaffe-dev/*.tiff`` (256x256 gray, one face each), decoded once before timing (the peer's
+Photos: ``$FER_DATA_DIR/jaffe-dev/*.tiff`` (256x256 gray, one face each), decoded once before timing (the
+peer's
 figure is for an in-memory image too; reading a TIFF adds ``read_ms_p50``). Contenders:
-- ``torch``: the project's :class:`fer_lightning.predict.Predictor` as shipped (dlib HOG + eager mini-Xception,
+- ``torch``: the project's :class:`fer_lightning.predict.Predictor` as shipped (dlib HOG + eager
+mini-Xception,
   channels_last, 1 intra-op thread for small batches);
 - ``onnx``: the same Predictor with the network run by ONNX Runtime (exported from the same weights).
-Peer (not measured here, figures from the issue): the ``fer`` package's default pipeline (Haar + quantized TFLite
+Peer (not measured here, figures from the issue): the ``fer`` package's default pipeline (Haar + quantized
+TFLite
 mini-Xception) takes a median 23 ms per photo and its model alone ~1,750-2,100 img/s.
 The network's weights do not change its speed: random init unless ``--ckpt`` is given.
 
@@ -32,8 +35,8 @@ from torch.fx.experimental.optimization import fuse
 
 from fer_lightning.faces.detectors import DlibDetector
 from fer_lightning.images import read_image
-from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
+from fer_lightning.inference import to_model_input
 from fer_lightning.models.mini_xception import MiniXception
 from fer_lightning.predict import Predictor
 
@@ -41,12 +44,21 @@ PEER = {"latency_ms_p50": 23.0, "model_img_s": [1750, 2100]}
 
 
 def onnx_session(net: torch.nn.Module, threads: int) -> ort.InferenceSession:
-    """The network exported to ONNX (dynamic batch) and loaded into ONNX Runtime; input: normalised float NCHW."""
+    """The network exported to ONNX (dynamic batch) and loaded into ONNX Runtime; input: normalised float
+    NCHW."""
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated but needs no onnxscript
         warnings.simplefilter("ignore")
-        torch.onnx.export(net.eval(), (torch.zeros(1, 1, 48, 48),), buf, input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, dynamo=False, opset_version=17)
+        torch.onnx.export(
+            net.eval(),
+            (torch.zeros(1, 1, 48, 48),),
+            buf,
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
+            dynamo=False,
+            opset_version=17,
+        )
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     return ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
@@ -55,8 +67,9 @@ def onnx_session(net: torch.nn.Module, threads: int) -> ort.InferenceSession:
 class OnnxPredictor(Predictor):
     """Predictor whose classifier runs in ONNX Runtime: ~0.4 ms per face vs ~3 ms for eager torch per call."""
 
-    def __init__(self, net: torch.nn.Module, single: ort.InferenceSession, batched: ort.InferenceSession,
-                 **kwargs) -> None:
+    def __init__(
+        self, net: torch.nn.Module, single: ort.InferenceSession, batched: ort.InferenceSession, **kwargs
+    ) -> None:
         super().__init__(net, EMOTIONS, **kwargs)
         self.single, self.batched = single, batched
 
@@ -65,8 +78,12 @@ class OnnxPredictor(Predictor):
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         x = to_model_input(torch.from_numpy(np.ascontiguousarray(np.stack(crops))).unsqueeze(1)).numpy()
         session = self.single if len(x) <= 16 else self.batched  # 1 thread for a few faces, as Predictor does
-        logits = np.concatenate([session.run(None, {"x": x[i : i + self.batch_size]})[0]
-                                 for i in range(0, len(x), self.batch_size)])
+        logits = np.concatenate(
+            [
+                session.run(None, {"x": x[i : i + self.batch_size]})[0]
+                for i in range(0, len(x), self.batch_size)
+            ]
+        )
         return torch.from_numpy(logits).softmax(1).numpy()
 
 
@@ -95,13 +112,19 @@ def throughput(fn, count: int, seconds: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--photos", type=Path, default=DATA_DIR / "jaffe-dev")
     parser.add_argument("--passes", type=int, default=3, help="passes over all photos (latency samples)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=3.0, help="per throughput figure")
-    parser.add_argument("--ckpt", type=Path, default=None, help="weights to load (speed does not depend on them)")
-    parser.add_argument("--quick", action="store_true", help="5 photos, 1 pass, short throughput runs (tests)")
+    parser.add_argument(
+        "--ckpt", type=Path, default=None, help="weights to load (speed does not depend on them)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="5 photos, 1 pass, short throughput runs (tests)"
+    )
     args = parser.parse_args()
 
     paths = sorted(args.photos.glob("*.tiff"))[: 5 if args.quick else None]
@@ -112,14 +135,20 @@ def main() -> None:
         torch.manual_seed(0)
         if args.ckpt:
             from fer_lightning.checkpoints import load_network
+
             net = load_network(args.ckpt)[0]
         else:
             net = MiniXception()
         net.eval()
         threads = torch.get_num_threads()
         plain = Predictor(net, EMOTIONS, detector=DlibDetector(), batch_size=args.batch_size)
-        fast = OnnxPredictor(net, onnx_session(net, 1), onnx_session(net, threads), detector=DlibDetector(),
-                             batch_size=args.batch_size)
+        fast = OnnxPredictor(
+            net,
+            onnx_session(net, 1),
+            onnx_session(net, threads),
+            detector=DlibDetector(),
+            batch_size=args.batch_size,
+        )
         images = [read_image(p) for p in paths]
         read_ms = timed(read_image, paths, 1)
         for predictor in (plain, fast):  # warm-up: detector model load, allocator, oneDNN primitive caches
@@ -128,26 +157,46 @@ def main() -> None:
         found = sum(bool(plain.predict(image, color="gray")) for image in images)
         crops = [c for image in images for c in plain.detect(image, False)[1]]
 
-        figures = {"bench": "predict", "photos": len(paths), "faces_found": found, "passes": passes,
-                   "photo_shape": list(images[0].shape), "detector": "dlib", "torch_threads": threads}
-        figures["torch_latency_ms"] = percentiles(timed(lambda im: plain.predict(im, color="gray"), images, passes))
-        figures["onnx_latency_ms"] = percentiles(timed(lambda im: fast.predict(im, color="gray"), images, passes))
+        figures = {
+            "bench": "predict",
+            "photos": len(paths),
+            "faces_found": found,
+            "passes": passes,
+            "photo_shape": list(images[0].shape),
+            "detector": "dlib",
+            "torch_threads": threads,
+        }
+        figures["torch_latency_ms"] = percentiles(
+            timed(lambda im: plain.predict(im, color="gray"), images, passes)
+        )
+        figures["onnx_latency_ms"] = percentiles(
+            timed(lambda im: fast.predict(im, color="gray"), images, passes)
+        )
         figures["detect_ms"] = percentiles(timed(lambda im: plain.detect(im, False), images, passes))
         figures["classify_1_face_torch_ms"] = percentiles(timed(lambda c: plain.classify([c]), crops, passes))
         figures["classify_1_face_onnx_ms"] = percentiles(timed(lambda c: fast.classify([c]), crops, passes))
         figures["read_ms_p50"] = round(statistics.median(read_ms), 2)
 
         batch = np.stack([crops[i % len(crops)] for i in range(args.batch_size)])
-        ready = to_model_input(torch.from_numpy(batch).unsqueeze(1)).contiguous(memory_format=torch.channels_last)
-        # inference-time BatchNorm folding into the preceding convs (torch.fx), and TorchScript freezing (which
-        # folds too and lets oneDNN fuse conv+ReLU): levers measured for the torch path, not used by Predictor
+        ready = to_model_input(torch.from_numpy(batch).unsqueeze(1)).contiguous(
+            memory_format=torch.channels_last
+        )
+        # inference-time BatchNorm folding into the preceding convs (torch.fx), and TorchScript freezing
+        # (which folds too and lets oneDNN fuse conv+ReLU): levers measured for the torch path, not used by
+        # Predictor
         folded = fuse(copy.deepcopy(plain.net).eval()).to(memory_format=torch.channels_last)
         with torch.inference_mode():
-            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(copy.deepcopy(plain.net), ready)))
+            frozen = torch.jit.optimize_for_inference(
+                torch.jit.freeze(torch.jit.trace(copy.deepcopy(plain.net), ready))
+            )
             figures["model_torch_img_s"] = throughput(lambda: plain.classify(batch), len(batch), seconds)
             figures["model_torch_ready_img_s"] = throughput(lambda: plain.net(ready), len(batch), seconds)
-            figures["model_torch_bn_folded_ready_img_s"] = throughput(lambda: folded(ready), len(batch), seconds)
-            figures["model_torchscript_frozen_ready_img_s"] = throughput(lambda: frozen(ready), len(batch), seconds)
+            figures["model_torch_bn_folded_ready_img_s"] = throughput(
+                lambda: folded(ready), len(batch), seconds
+            )
+            figures["model_torchscript_frozen_ready_img_s"] = throughput(
+                lambda: frozen(ready), len(batch), seconds
+            )
         figures["model_onnx_img_s"] = throughput(lambda: fast.classify(batch), len(batch), seconds)
         # same network, same outputs: the ONNX path is a faster runtime, not a different model
         with torch.inference_mode():
@@ -157,9 +206,12 @@ def main() -> None:
 
     best_latency = min(figures["torch_latency_ms"]["p50"], figures["onnx_latency_ms"]["p50"])
     best_model = max(figures["model_torch_img_s"], figures["model_onnx_img_s"])
-    figures.update(peer=PEER, batch_size=args.batch_size,
-                   goal_half_peer_latency=best_latency <= PEER["latency_ms_p50"] / 2,
-                   goal_model_above_peer=best_model > max(PEER["model_img_s"]))
+    figures.update(
+        peer=PEER,
+        batch_size=args.batch_size,
+        goal_half_peer_latency=best_latency <= PEER["latency_ms_p50"] / 2,
+        goal_model_above_peer=best_model > max(PEER["model_img_s"]),
+    )
     emit(figures)
 
 

@@ -1,10 +1,10 @@
-"""The channels_last crash and its fix: a minimal repro in a child process, then training img/s of mini-Xception
-with the fixed shortcut vs the strided 1x1 convolution it replaces, interleaved in one process.
+"""The channels_last crash and its fix: a minimal repro in a child process, then training img/s of
+mini-Xception with the fixed shortcut vs the strided 1x1 convolution it replaces, interleaved in one process.
 
 torch 2.14.1 on this CPU: a lone ``nn.Conv2d(8, 16, 1, stride=2, bias=False)`` in channels_last, forward +
 backward on an odd batch with 2 intra-op threads, kills the process (SIGSEGV, sometimes "double free"); the
-weight-gradient kernel is at fault (input-gradient alone, one thread, even batches or NCHW pass). The speed runs
-use batch 128 (even: the old form is safe there) so both forms can be timed on the same machine load.
+weight-gradient kernel is at fault (input-gradient alone, one thread, even batches or NCHW pass). The speed
+runs use batch 128 (even: the old form is safe there) so both forms can be timed on the same machine load.
 
     python benchmarks/bench_shortcut.py [--steps 10] [--rounds 6] [--threads 1]
 """
@@ -33,8 +33,12 @@ conv(x).sum().backward()
 
 def repro_exit_codes(batches: tuple[int, ...] = (36, 37)) -> dict[str, int]:
     """Exit code of the minimal repro per batch size (0 = fine, -11 = SIGSEGV, -6 = abort)."""
-    return {str(n): subprocess.run([sys.executable, "-c", REPRO, str(n)], capture_output=True, check=False,
-                                   timeout=120).returncode for n in batches}
+    return {
+        str(n): subprocess.run(
+            [sys.executable, "-c", REPRO, str(n)], capture_output=True, check=False, timeout=120
+        ).returncode
+        for n in batches
+    }
 
 
 class StridedShortcut(nn.Conv2d):
@@ -78,9 +82,17 @@ def main() -> None:
                 seconds[name] += time.perf_counter() - start
     images = args.rounds * args.steps * args.batch_size
     fixed, strided = rate(images, seconds["fixed"]), rate(images, seconds["strided"])
-    emit({"bench": "shortcut", "fixed_img_s": fixed, "strided_img_s": strided,
-          "fixed_vs_strided": round(fixed / strided, 3), "repro_exit_codes": repro_exit_codes(),
-          "batch_size": args.batch_size, "threads": args.threads})
+    emit(
+        {
+            "bench": "shortcut",
+            "fixed_img_s": fixed,
+            "strided_img_s": strided,
+            "fixed_vs_strided": round(fixed / strided, 3),
+            "repro_exit_codes": repro_exit_codes(),
+            "batch_size": args.batch_size,
+            "threads": args.threads,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Shared set-up for the benchmark scripts: environment, real Hydra configs, machine facts, the one JSON line."""
+"""Shared set-up for the benchmark scripts: environment, real Hydra configs, machine facts, the one JSON
+line."""
 
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ CSV = DATA_DIR / "fer2013" / "fer2013.csv"
 
 def machine() -> dict:
     """What the figures were measured on; the 1-minute load says whether the machine was quiet."""
-    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "load_1min": round(os.getloadavg()[0], 2)}
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def emit(figures: dict) -> None:
@@ -60,7 +65,9 @@ def fit(cfg, callbacks: list | None = None, seed: int = 0):
     datamodule = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg)
     trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks"), "callbacks") + list(callbacks or []),
-        logger=instantiate_group(cfg.get("logger"), "logger") or False)
+        cfg.trainer,
+        callbacks=instantiate_group(cfg.get("callbacks"), "callbacks") + list(callbacks or []),
+        logger=instantiate_group(cfg.get("logger"), "logger") or False,
+    )
     trainer.fit(model, datamodule=datamodule)
     return trainer, model, datamodule

@@ -2,18 +2,19 @@
 
 What the notebook did (kept literally here so the comparison is against the real thing, not a straw man):
 - the plain ``fer2013.csv`` read with the ``csv`` module, ``int()`` on every pixel, one PIL image per row;
-- torchvision PIL transforms per sample (random crop + RandomHorizontalFlip + ToTensor + Normalize to [-1, 1]);
+- torchvision PIL transforms per sample (random crop + RandomHorizontalFlip + ToTensor + Normalize to [-1,
+1]);
 - ``DataLoader(num_workers=0)`` with the default collate, the network in the default (NCHW) layout;
 - a plain PyTorch loop: forward, cross-entropy, backward, SGD step.
 
-The crop size is a parameter because the notebook's own transforms are not recorded. Its origin repository trained on
-44x44 random crops (16 % fewer pixels: a lighter workload than ours, so not the same work per image); the issue's own
-figures for the notebook (369 img/s against 460 img/s for the same network's NCHW step on ready 48x48 tensors) only
-fit a loop that trains full 48x48 faces, hence the default: ``RandomCrop(48, padding=4)``, the same per-sample PIL
-work at our input size.
+The crop size is a parameter because the notebook's own transforms are not recorded. Its origin repository
+trained on 44x44 random crops (16 % fewer pixels: a lighter workload than ours, so not the same work per
+image); the issue's own figures for the notebook (369 img/s against 460 img/s for the same network's NCHW step
+on ready 48x48 tensors) only fit a loop that trains full 48x48 faces, hence the default: ``RandomCrop(48,
+padding=4)``, the same per-sample PIL work at our input size.
 
-Our data ships as ``fer2013.csv.gz``; :func:`plain_csv` decompresses it once to a temp file (not timed), so the
-baseline parses the plain CSV exactly as the notebook did.
+Our data ships as ``fer2013.csv.gz``; :func:`plain_csv` decompresses it once to a temp file (not timed), so
+the baseline parses the plain CSV exactly as the notebook did.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def plain_csv(source: Path, workdir: Path | None = None) -> Path:
 
 
 class NotebookFER(Dataset):
-    """The notebook's dataset: a list of PIL images and int labels, a torchvision transform per ``__getitem__``."""
+    """The notebook's dataset: a list of PIL images and int labels, a torchvision transform per
+    ``__getitem__``."""
 
     def __init__(self, images: list[Image.Image], labels: list[int], transform=None) -> None:
         self.images, self.labels, self.transform = images, labels, transform
@@ -64,10 +66,17 @@ class NotebookFER(Dataset):
 
 
 def notebook_train_transform(crop: int = 48) -> T.Compose:
-    """Per-sample PIL augmentation; ``crop=48`` pads by 4 first (a shift), ``crop=44`` crops inside the face."""
+    """Per-sample PIL augmentation; ``crop=48`` pads by 4 first (a shift), ``crop=44`` crops inside the
+    face."""
     padding = 4 if crop >= 48 else 0
-    return T.Compose([T.RandomCrop(crop, padding=padding), T.RandomHorizontalFlip(), T.ToTensor(),
-                      T.Normalize([0.5], [0.5])])
+    return T.Compose(
+        [
+            T.RandomCrop(crop, padding=padding),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize([0.5], [0.5]),
+        ]
+    )
 
 
 def notebook_eval_transform(crop: int = 48) -> T.Compose:
@@ -89,8 +98,10 @@ def load_notebook_datasets(csv_path: Path, max_rows: int | None = None) -> dict[
             images[USAGE[usage]].append(image)
             labels[USAGE[usage]].append(int(emotion))
     train_tf, eval_tf = notebook_train_transform(), notebook_eval_transform()
-    return {split: NotebookFER(images[split], labels[split], train_tf if split == "train" else eval_tf)
-            for split in images}
+    return {
+        split: NotebookFER(images[split], labels[split], train_tf if split == "train" else eval_tf)
+        for split in images
+    }
 
 
 def time_notebook_load(csv_path: Path, max_rows: int | None = None) -> tuple[float, dict[str, NotebookFER]]:
@@ -99,14 +110,21 @@ def time_notebook_load(csv_path: Path, max_rows: int | None = None) -> tuple[flo
     return time.perf_counter() - start, datasets
 
 
-def notebook_train_throughput(net: nn.Module, dataset: NotebookFER, batch_size: int, batches: int,
-                              warmup: int = 3, lr: float = 0.01, between: Callable[[], None] | None = None,
-                              every: int = 5) -> float:
+def notebook_train_throughput(
+    net: nn.Module,
+    dataset: NotebookFER,
+    batch_size: int,
+    batches: int,
+    warmup: int = 3,
+    lr: float = 0.01,
+    between: Callable[[], None] | None = None,
+    every: int = 5,
+) -> float:
     """img/s of the notebook's loop over ``batches`` steps after ``warmup`` steps (loader time included).
 
-    The clock runs from the end of one step to the end of the next: every timed step pays its own batch fetch and
-    per-sample transforms, as in the Lightning benchmark's batch-end timestamps. ``between`` (the benchmark's
-    compute-only probe) runs after every ``every`` timed steps, outside the timed intervals.
+    The clock runs from the end of one step to the end of the next: every timed step pays its own batch fetch
+    and per-sample transforms, as in the Lightning benchmark's batch-end timestamps. ``between`` (the
+    benchmark's compute-only probe) runs after every ``every`` timed steps, outside the timed intervals.
     """
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0, drop_last=True)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-3)

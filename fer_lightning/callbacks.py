@@ -1,24 +1,28 @@
-"""Training callbacks: random-generator state for exact resumes, and Grad-CAM panels logged to TensorBoard.
+"""Every Lightning callback of the project, each a thin wrapper over the logic it calls.
 
-``RngStateCheckpoint`` is part of ``callbacks/default.yaml``. Grad-CAM panels are switched on with
-``callbacks=[default,gradcam]`` (``conf/callbacks/gradcam.yaml``): each panel costs a few seconds on a CPU.
+``RngStateCheckpoint`` (random-generator state for exact resumes) is part of ``callbacks/default.yaml``.
+``GradCAMPanels`` is switched on with ``callbacks=[default,gradcam]`` (``conf/callbacks/gradcam.yaml``): each
+panel costs a few seconds on a CPU. ``PreciseBatchNorm`` (:mod:`fer_lightning.refine.precise_bn`) with
+``callbacks=[default,ema,precise_bn]``.
 """
 
 from __future__ import annotations
 
 import logging
-
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from pytorch_lightning.callbacks import RichModelSummary
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.model_summary import ModelSummary
 
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.explain.gradcam import GradCAMExplainer
 from fer_lightning.explain.panels import panel_figure
+from fer_lightning.refine.precise_bn import fixed_subset, recalibrate_batchnorm
 from fer_lightning.utils.rng import capture_rng_states, restore_rng_states
 
 log = logging.getLogger(__name__)
@@ -28,10 +32,10 @@ class RngStateCheckpoint(pl.Callback):
     """Stores every rank's random-generator states in each checkpoint and restores them when a fit resumes, so
     ``ckpt_path=<last.ckpt>`` draws the same shuffles and augmentations as the uninterrupted run.
 
-    The states are taken when the checkpoint is written (after validation, at the end of an epoch) and put back
-    at the start of the first resumed epoch, not while loading: the sanity-check validation that Lightning runs
-    in between draws from the generators too (each DataLoader iterator draws a seed), which the uninterrupted run
-    never did at that point.
+    The states are taken when the checkpoint is written (after validation, at the end of an epoch) and put
+    back at the start of the first resumed epoch, not while loading: the sanity-check validation that
+    Lightning runs in between draws from the generators too (each DataLoader iterator draws a seed), which the
+    uninterrupted run never did at that point.
     """
 
     def __init__(self) -> None:
@@ -49,8 +53,12 @@ class RngStateCheckpoint(pl.Callback):
         ranks = state_dict["ranks"]
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         if rank >= len(ranks):
-            log.warning("checkpoint holds random states for %d rank(s), this is rank %d: its draws will differ "
-                        "from the uninterrupted run", len(ranks), rank)
+            log.warning(
+                "checkpoint holds random states for %d rank(s), this is rank %d: its draws will differ "
+                "from the uninterrupted run",
+                len(ranks),
+                rank,
+            )
         self._pending = ranks[min(rank, len(ranks) - 1)]
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -59,9 +67,16 @@ class RngStateCheckpoint(pl.Callback):
             self._pending = None
 
 
+def class_names(pl_module: pl.LightningModule) -> list[str]:
+    """The class names a module predicts: its ``classes`` attribute when it has one, else :data:`EMOTIONS`
+    (what FERClassifier predicts and writes into its checkpoints)."""
+    return list(getattr(pl_module, "classes", None) or EMOTIONS)
+
+
 class GradCAMPanels(pl.Callback):
     """Every ``every_n_epochs`` epochs (and after the last one), explain the first ``num_faces`` faces of
-    ``split`` with the current weights and log the panel grid as the image ``tag`` to every TensorBoard logger.
+    ``split`` with the current weights and log the panel grid as the image ``tag`` to every TensorBoard
+    logger.
 
     The same faces every time, so the images show how the network's attention develops over training.
     Runs at the end of the training epoch (after validation), outside Lightning's inference mode, on a copy of
@@ -86,15 +101,12 @@ class GradCAMPanels(pl.Callback):
     def _fixed_faces(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
         if self._faces is None:
             datamodule = trainer.datamodule
-            if datamodule is None or not hasattr(datamodule, "dataset"):
+            if datamodule is None or not hasattr(datamodule, "faces"):
                 raise RuntimeError(
                     "GradCAMPanels needs a FERDataModule passed to trainer.fit(datamodule=...)"
                 )
-            dataset = datamodule.dataset(self.split)
-            self._faces = (
-                dataset.images[: self.num_faces].cpu().clone(),
-                dataset.labels[: self.num_faces].cpu().clone(),
-            )
+            images, labels = datamodule.faces(self.split, self.num_faces)
+            self._faces = images.clone(), labels.clone()  # not views of the whole split: it may be freed
         return self._faces
 
     def _due(self, trainer: pl.Trainer) -> bool:
@@ -109,7 +121,7 @@ class GradCAMPanels(pl.Callback):
         if not loggers or trainer.sanity_checking or not self._due(trainer):
             return
         faces, labels = self._fixed_faces(trainer)
-        classes = getattr(pl_module.hparams, "classes", None) or list(EMOTIONS)
+        classes = class_names(pl_module)
         explainer = GradCAMExplainer(pl_module.net, self.target_layer, classes, device=pl_module.device)
         explanation = explainer.explain(faces)
         names = [f"{self.split} #{i}" for i in range(len(faces))]
@@ -118,4 +130,88 @@ class GradCAMPanels(pl.Callback):
             lg.experiment.add_figure(self.tag, fig, global_step=trainer.global_step, close=False)
         log.debug(
             "logged Grad-CAM panels of %d %s faces at step %d", len(faces), self.split, trainer.global_step
+        )
+
+
+class PreciseBatchNorm(pl.Callback):
+    """Before every validation, re-estimate the validated network's BatchNorm statistics on ``num_faces``
+    clean Training faces (a fixed random subset), so PublicTest — and the checkpoint picked on it — judges the
+    weights rather than stale statistics; checkpoints then carry the recalibrated statistics.
+
+    It runs at the first validation batch, i.e. after every ``on_validation_epoch_start`` hook: with
+    ``EMAWeightAveraging`` the averaged weights are in place by then, whatever the callbacks' order. Training
+    is unaffected (train-mode BatchNorm uses batch statistics). DDP ranks compute identical statistics from
+    the same faces. Cost: one forward pass over ``num_faces`` per validation.
+    """
+
+    def __init__(self, num_faces: int | None = 4096, batch_size: int = 256, seed: int = 0) -> None:
+        self.num_faces, self.batch_size, self.seed = num_faces, batch_size, seed
+        self._faces: torch.Tensor | None = None
+
+    def _training_faces(self, trainer: pl.Trainer, device: torch.device) -> torch.Tensor:
+        if self._faces is None:
+            datamodule = trainer.datamodule
+            if datamodule is None or not hasattr(datamodule, "faces"):
+                raise RuntimeError("PreciseBatchNorm needs a FERDataModule (its in-memory Training faces)")
+            # kept on the training device: the same faces every validation, copied there once
+            self._faces = fixed_subset(datamodule.faces("train")[0], self.num_faces, self.seed).to(device)
+        return self._faces
+
+    def on_validation_batch_start(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        batch,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking:
+            faces = self._training_faces(trainer, pl_module.device)
+            recalibrate_batchnorm(pl_module.net, faces, self.batch_size)
+
+
+class _NetworkRows(ModelSummary):
+    """Lightning's summary limited to the network (the loss and metric modules have no parameters to show),
+    without the FLOPs column: Lightning can only count FLOPs from an example input, which this project does
+    not set, so the column would read 0 everywhere."""
+
+    @property
+    def named_modules(self):
+        return [(n, m) for n, m in super().named_modules if n == "net" or n.startswith("net.")]
+
+    def _get_summary_data(self) -> list[tuple[str, list[str]]]:
+        return [(name, values) for name, values in super()._get_summary_data() if name != "FLOPs"]
+
+
+class NetworkSummary(RichModelSummary):
+    """The model summary at fit start: the network's layers and parameter counts
+    (``callbacks/model_summary.yaml``)."""
+
+    def _summary(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> ModelSummary:
+        return _NetworkRows(pl_module, max_depth=self._max_depth)
+
+    @staticmethod
+    def summarize(
+        summary_data,
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        from rich import get_console
+        from rich.table import Table
+
+        table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
+        table.add_column(" ", style="dim")
+        for name, _ in summary_data[1:]:
+            table.add_column(name, justify="right" if name == "Params" else "left", no_wrap=name == "Name")
+        for row in zip(*(values for _, values in summary_data)):
+            table.add_row(*row)
+        console = get_console()
+        console.print(table)
+        console.print(
+            f"Trainable params: {trainable_parameters:,}   Total params: {total_parameters:,}   "
+            f"Size: {model_size:.3f} MB"
         )

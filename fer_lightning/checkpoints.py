@@ -1,18 +1,17 @@
-"""Network weights on disk: Lightning ``.ckpt`` files and the project's weights-only format, both loaded safely.
+"""Network weights on disk: Lightning ``.ckpt`` files and the project's weights-only format, both loaded
+safely.
 
-Weights-only file (what ``fer_lightning/weights/`` ships): ``{"net_config", "state_dict", "classes", "meta"}`` —
-plain tensors and containers, so ``torch.load(weights_only=True)`` reads it and no pickled code ever runs. It is
-half the size of a Lightning checkpoint (no optimiser state) and needs neither Lightning nor the training config.
+Weights-only file (what ``fer_lightning/weights/`` ships): ``{"net_config", "state_dict", "classes", "meta"}``
+— plain tensors and containers, so ``torch.load(weights_only=True)`` reads it and no pickled code ever runs.
+It is half the size of a Lightning checkpoint (no optimiser state) and needs neither Lightning nor the
+training config.
 
-A checkpoint is data, never code: its ``net_config`` may only name a class of :data:`ALLOWED_NETWORKS`, with plain
-literal arguments, and that class is called directly — never through ``hydra.utils.instantiate``, which would call
-whatever ``_target_`` a downloaded file names (``builtins.open``, ``os.system``...).
+A checkpoint is data, never code: the network it names is built by :mod:`fer_lightning.models.registry`, which
+accepts only allow-listed classes with plain literal arguments.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import pickle
 import re
 import warnings
@@ -29,25 +28,14 @@ from fer_lightning.errors import (
     CheckpointMismatchError,
     CheckpointNotFoundError,
     ConfigError,
-    UnsafeCheckpointError,
 )
-from fer_lightning.utils.io import atomic_path
+from fer_lightning.models.registry import instantiate_network
+from fer_lightning.utils.io import save_torch
 
 #: The project's shipped weights; evaluation, prediction and Grad-CAM use them when no ``ckpt_path`` is given.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mini_xception_fer2013.pt"
+#: Written to a weights file's ``meta.format_version``; a file with a higher one is refused on load.
 FORMAT_VERSION = 1
-
-#: The only classes a checkpoint FILE may build, by the dotted name its ``net_config._target_`` gives; anything else
-#: is refused before it is imported. A new architecture (e.g. a timm wrapper) joins by adding its class's dotted
-#: path here (code that registers one at run time: ``checkpoints.ALLOWED_NETWORKS += ("pkg.module.Net",)``). Its
-#: module is imported only when a checkpoint names it. Training builds from the trusted Hydra config, not from here.
-ALLOWED_NETWORKS: tuple[str, ...] = (
-    "fer_lightning.models.mini_xception.MiniXception",
-    "fer_lightning.models.vgg.VGGNet",
-)
-#: Keys that make ``hydra.utils.instantiate`` build, call or convert something: never legitimate in a file.
-_HYDRA_KEYS = frozenset({"_target_", "_partial_", "_args_", "_recursive_", "_convert_"})
-_LITERALS = (bool, int, float, str, type(None))
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
@@ -56,8 +44,8 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
         if DEFAULT_WEIGHTS.is_file():
             return DEFAULT_WEIGHTS
         raise CheckpointNotFoundError(
-            f"a checkpoint is needed: no ckpt_path was given and the default weights {DEFAULT_WEIGHTS} are not "
-            "there (not shipped yet). Pass ckpt_path=<file>, a Lightning .ckpt such as "
+            f"a checkpoint is needed: no ckpt_path was given and the default weights {DEFAULT_WEIGHTS} are "
+            "not there (not shipped yet). Pass ckpt_path=<file>, a Lightning .ckpt such as "
             "outputs/train/runs/<run>/checkpoints/last.ckpt or a weights file made by export_weights()."
         )
     path = Path(path).expanduser()
@@ -71,13 +59,16 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
 
 
 def read_checkpoint(path: str | Path | None) -> dict[str, Any]:
-    """The whole checkpoint dict (either format; ``None``: the default weights), read with ``weights_only=True``."""
+    """The whole checkpoint dict (either format; ``None``: the default weights), read with
+    ``weights_only=True``."""
     return _read(resolve_checkpoint(path))
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        with warnings.catch_warnings():  # torch warns about unusual pickle protocols; the error below says it all
+        with (
+            warnings.catch_warnings()
+        ):  # torch warns about unusual pickle protocols; the error below says it all
             warnings.simplefilter("ignore", UserWarning)
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling raises many types; all mean "not a usable checkpoint"
@@ -86,34 +77,67 @@ def _read(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} holds no 'state_dict': neither a Lightning checkpoint nor a weights file"
         )
+    _check_format_version(data, path)
     return data
 
 
+def _check_format_version(data: dict[str, Any], path: Path) -> None:
+    """Refuse a weights file written in a newer format than :data:`FORMAT_VERSION`: its keys may mean
+    something this version would misread. A file without ``meta.format_version`` (and every Lightning
+    checkpoint) is 1."""
+    meta = data.get("meta")
+    version = meta.get("format_version", 1) if isinstance(meta, dict) else 1
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(
+            f"{path}: meta.format_version is {version!r}, not a whole number; the file is "
+            "damaged or not a checkpoint of this project"
+        )
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} is in checkpoint format {version!r}, newer than the format {FORMAT_VERSION} this "
+            "fer-lightning reads; upgrade fer-lightning to load it"
+        )
+
+
 def _unreadable(path: Path, error: Exception) -> str:
-    """One line saying why ``torch.load`` failed, in the user's terms (torch's own messages run to paragraphs)."""
+    """One line saying why ``torch.load`` failed, in the user's terms (torch's own messages run to
+    paragraphs)."""
     text = str(error)
     if path.stat().st_size == 0:
-        return f"{path} is empty (0 bytes), not a checkpoint: it was not written completely; save or copy it again"
+        return (
+            f"{path} is empty (0 bytes), not a checkpoint: it was not written completely; "
+            "save or copy it again"
+        )
     if "PytorchStreamReader" in text:
         return f"{path} is truncated or corrupted (not a complete PyTorch zip archive); save or copy it again"
     refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if refused:
-        return (f"{path} pickles the Python object {refused.group(1)}, which safe loading (weights_only=True) "
-                "refuses: a checkpoint may hold tensors and plain data only; save a Lightning .ckpt or a "
-                "state_dict instead")
-    if isinstance(error, pickle.UnpicklingError):  # torch's text here is a paragraph on weights_only, not the cause
+        return (
+            f"{path} pickles the Python object {refused.group(1)}, which safe loading (weights_only=True) "
+            "refuses: a checkpoint may hold tensors and plain data only; save a Lightning .ckpt or a "
+            "state_dict instead"
+        )
+    if isinstance(
+        error, pickle.UnpicklingError
+    ):  # torch's text here is a paragraph on weights_only, not the cause
         reason = "safe loading (weights_only=True) rejects its contents"
     else:
         first_line = " ".join(text.split("\n", 1)[0].split())
         reason = f"{type(error).__name__}: {first_line[:200]}"
-    return f"{path} is not a readable PyTorch checkpoint ({reason}); pass a Lightning .ckpt or a weights .pt file"
+    return (
+        f"{path} is not a readable PyTorch checkpoint ({reason}); "
+        "pass a Lightning .ckpt or a weights .pt file"
+    )
 
 
 def _unpack(data: dict[str, Any], path: Path) -> tuple[dict, dict[str, torch.Tensor], list[str]]:
-    """(net_config, network state_dict, classes) from either format, each checked to be of the expected kind."""
+    """(net_config, network state_dict, classes) from either format, each checked to be of the expected
+    kind."""
     if not isinstance(data["state_dict"], dict):
-        raise CheckpointError(f"{path}: its 'state_dict' is a {type(data['state_dict']).__name__}, not a mapping "
-                              "of names to tensors; it is not a checkpoint of this project")
+        raise CheckpointError(
+            f"{path}: its 'state_dict' is a {type(data['state_dict']).__name__}, not a mapping "
+            "of names to tensors; it is not a checkpoint of this project"
+        )
     if "net_config" in data:  # weights-only file
         net_config, state = data["net_config"], data["state_dict"]
     else:  # Lightning: the network lives under "net." (and "net._orig_mod." when it was torch.compile'd)
@@ -133,8 +157,10 @@ def _unpack(data: dict[str, Any], path: Path) -> tuple[dict, dict[str, torch.Ten
         raise CheckpointError(f"{path} holds no network weights (no 'net.*' keys in its state_dict)")
     not_tensor = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
     if not_tensor is not None:
-        raise CheckpointError(f"{path}: state_dict entry {not_tensor!r} is a {type(state[not_tensor]).__name__}, "
-                              "not a tensor; the file is damaged or not a checkpoint of this project")
+        raise CheckpointError(
+            f"{path}: state_dict entry {not_tensor!r} is a {type(state[not_tensor]).__name__}, "
+            "not a tensor; the file is damaged or not a checkpoint of this project"
+        )
     classes = data.get("classes") or EMOTIONS
     if not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes):
         raise CheckpointError(f"{path}: 'classes' must be a list of class names, got {str(classes)[:100]}")
@@ -142,8 +168,8 @@ def _unpack(data: dict[str, Any], path: Path) -> tuple[dict, dict[str, torch.Ten
 
 
 def replace_network_state(data: dict[str, Any], state: dict[str, torch.Tensor], source: str | Path) -> None:
-    """Put ``state`` (the network's own keys) into checkpoint ``data`` of either format, in place; every network key
-    of the checkpoint must be replaced, so a different architecture cannot half-overwrite it."""
+    """Put ``state`` (the network's own keys) into checkpoint ``data`` of either format, in place; every
+    network key of the checkpoint must be replaced, so a different architecture cannot half-overwrite it."""
     _unpack(data, Path(source))  # the same format checks as when loading
     old = data["state_dict"]
     if "net_config" in data:  # weights-only file: the network's own keys
@@ -156,6 +182,15 @@ def replace_network_state(data: dict[str, Any], state: dict[str, torch.Tensor], 
         )
     for key, name in names.items():
         old[key] = state[name].detach().cpu()
+
+
+def write_network_state(source: str | Path, net: nn.Module, out_path: str | Path) -> Path:
+    """A copy of checkpoint ``source`` (Lightning ``.ckpt`` or weights file) holding ``net``'s state,
+    atomically — e.g. after precise BatchNorm changed its statistics; everything else in the file is kept as
+    it was."""
+    data = read_checkpoint(source)
+    replace_network_state(data, net.state_dict(), source)
+    return save_torch(data, out_path)
 
 
 def _describe_mismatch(net: nn.Module, state: dict[str, torch.Tensor]) -> str:
@@ -179,53 +214,11 @@ def _describe_mismatch(net: nn.Module, state: dict[str, torch.Tensor]) -> str:
 
 
 def build_network(net_config: dict, state: dict[str, torch.Tensor], source: str | Path) -> nn.Module:
-    """Build the network a checkpoint's ``net_config`` names — an :data:`ALLOWED_NETWORKS` class called directly with
-    its literal arguments — and load ``state`` strictly; a mismatch says which keys or shapes differ."""
-    network_class = _allowed_network(net_config, source)
-    target = net_config["_target_"]
-    try:
-        net = network_class(**{k: v for k, v in net_config.items() if k != "_target_"})
-    except Exception as e:  # a wrong argument surfaces as several exception types
-        reason = " ".join(str(e).split())  # one line, whatever the constructor raised
-        raise CheckpointError(f"{source}: cannot build network {target!r} from its net_config ({reason})") from e
-    return _load_checked(net, state, source, target).eval()
-
-
-def _allowed_network(net_config: dict, source: str | Path) -> type[nn.Module]:
-    """The class ``net_config`` names, imported only once it is known to be allowed and its arguments are plain
-    literals: a file naming anything else is refused with nothing imported or called."""
-    target = net_config.get("_target_")
-    if target not in ALLOWED_NETWORKS:
-        raise UnsafeCheckpointError(
-            f"{source}: refused to build {target!r} — a checkpoint may only name an allowed network class "
-            f"({', '.join(ALLOWED_NETWORKS)}); nothing was imported or run. If you trust the file and it names "
-            "your own network class, add that class to fer_lightning.checkpoints.ALLOWED_NETWORKS"
-        )
-    _check_literals({k: v for k, v in net_config.items() if k != "_target_"}, "net_config", source)
-    module, _, name = target.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def _check_literals(value: Any, where: str, source: str | Path) -> None:
-    """Refuse network arguments other than plain literals: no Hydra key that a later ``instantiate`` would act on,
-    nothing else a weights-only load lets through (tensors, ...)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in _HYDRA_KEYS:
-                raise UnsafeCheckpointError(
-                    f"{source}: refused — {where} holds the key {key!r}, which would make Hydra build or call "
-                    "something; network arguments in a checkpoint must be plain values, so nothing was built"
-                )
-            name = f"{where}.{key}" if isinstance(key, str) and key.isidentifier() else f"{where}[{key!r}]"
-            _check_literals(item, name, source)
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check_literals(item, f"{where}[{i}]", source)
-    elif not isinstance(value, _LITERALS):
-        raise UnsafeCheckpointError(
-            f"{source}: refused — {where} is a {type(value).__name__}; network arguments in a checkpoint must be "
-            "numbers, strings, booleans, None or lists/dicts of them, so nothing was built"
-        )
+    """The network a checkpoint's ``net_config`` names (built by :func:`~fer_lightning.models.registry.
+    instantiate_network`, so only allow-listed classes with literal arguments), ``state`` loaded strictly; a
+    mismatch says which keys or shapes differ."""
+    net = instantiate_network(net_config, source)
+    return _load_checked(net, state, source, net_config["_target_"]).eval()
 
 
 def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], source: str | Path, name: str) -> nn.Module:
@@ -233,7 +226,8 @@ def _load_checked(net: nn.Module, state: dict[str, torch.Tensor], source: str | 
     detail = _describe_mismatch(net, state)
     if detail:
         raise CheckpointMismatchError(
-            f"{source}: weights do not fit the network {name} (another architecture or class count?) — {detail}"
+            f"{source}: weights do not fit the network {name} (another architecture or class count?) — "
+            f"{detail}"
         )
     net.load_state_dict(state)
     return net
@@ -244,10 +238,11 @@ def load_network(
     expected_classes: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
 ) -> tuple[nn.Module, list[str]]:
-    """(network in eval mode, class names) from a Lightning ``.ckpt`` or a weights file (``None``: the default).
+    """(network in eval mode, class names) from a Lightning ``.ckpt`` or a weights file (``None``: the
+    default).
 
-    ``expected_classes`` (e.g. :data:`EMOTIONS` for FER2013 labels) raises :class:`CheckpointMismatchError` when
-    the checkpoint predicts other classes or another order.
+    ``expected_classes`` (e.g. :data:`EMOTIONS` for FER2013 labels) raises :class:`CheckpointMismatchError`
+    when the checkpoint predicts other classes or another order.
     """
     device = _device(device)
     path = resolve_checkpoint(path)
@@ -275,7 +270,8 @@ def _device(device: str | torch.device) -> torch.device:
         raise ConfigError(f"device={device!r} is not a torch device; use e.g. cpu, cuda or cuda:1") from e
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ConfigError(
-            f"device={device}, but torch sees {torch.cuda.device_count()} CUDA GPU(s) on this machine; use device=cpu"
+            f"device={device}, but torch sees {torch.cuda.device_count()} CUDA GPU(s) on this machine; use "
+            "device=cpu"
         )
     return device
 
@@ -288,7 +284,8 @@ def load_weights_into(net: nn.Module, path: str | Path) -> nn.Module:
 
 
 def network_parts(path: str | Path | None) -> tuple[dict, dict[str, torch.Tensor], list[str]]:
-    """(net_config, network state_dict, classes) of a checkpoint in either format (``None``: the default weights)."""
+    """(net_config, network state_dict, classes) of a checkpoint in either format (``None``: the default
+    weights)."""
     path = resolve_checkpoint(path)
     return _unpack(_read(path), path)
 
@@ -300,12 +297,23 @@ def export_weights(
     source = resolve_checkpoint(lightning_ckpt)
     data = _read(source)
     net_config, state, classes = _unpack(data, source)
-    info = {"source": source.name, "epoch": data.get("epoch"), "global_step": data.get("global_step"), **(meta or {})}
+    info = {
+        "source": source.name,
+        "epoch": data.get("epoch"),
+        "global_step": data.get("global_step"),
+        **(meta or {}),
+    }
     return save_weights(net_config, state, classes, out_path, info, source=source)
 
 
-def save_weights(net_config: dict, state: dict[str, torch.Tensor], classes: Sequence[str], out_path: str | Path,
-                 meta: dict[str, Any] | None = None, source: str | Path | None = None) -> Path:
+def save_weights(
+    net_config: dict,
+    state: dict[str, torch.Tensor],
+    classes: Sequence[str],
+    out_path: str | Path,
+    meta: dict[str, Any] | None = None,
+    source: str | Path | None = None,
+) -> Path:
     """Write a weights-only file atomically, after checking that the network rebuilds from it (an error names
     ``source``, where the weights came from, or else ``out_path``)."""
     build_network(net_config, state, source or out_path)  # refuse to write weights that would not load
@@ -313,37 +321,8 @@ def save_weights(net_config: dict, state: dict[str, torch.Tensor], classes: Sequ
         "net_config": dict(net_config),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()},
         "classes": list(classes),
-        "meta": {k: v for k, v in {"format_version": FORMAT_VERSION, **(meta or {})}.items() if v is not None},
+        "meta": {
+            k: v for k, v in {"format_version": FORMAT_VERSION, **(meta or {})}.items() if v is not None
+        },
     }
-    return atomic_torch_save(payload, out_path)
-
-
-def checkpoint_paths(value: Any) -> list[str]:
-    """A script's ``checkpoints=`` setting as a list of paths: ``checkpoints=a.ckpt`` (one path, no brackets) is a
-    list of one — iterating the string would look for each of its characters as a file."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return [str(value)]
-    return [str(v) for v in value]
-
-
-def writable_file(path: str | Path, what: str) -> Path:
-    """``path``, checked before any long computation to be writable as a file: not a folder, not below a file, in a
-    writable folder. ``what`` names it in the error, e.g. "the soup (output=)"."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ConfigError(f"cannot write {what} to {path}: that is a folder; name a file, or move the folder away")
-    folder = next(p for p in path.parents if p.exists())  # the nearest one that exists; the rest will be made
-    if not folder.is_dir():
-        raise ConfigError(f"cannot write {what} to {path}: {folder} is a file, not a folder; name another path")
-    if not os.access(folder, os.W_OK):
-        raise ConfigError(f"cannot write {what} to {path}: the folder {folder} is not writable; name another path")
-    return path
-
-
-def atomic_torch_save(obj: Any, out_path: str | Path) -> Path:
-    """``torch.save`` to a temporary file beside ``out_path``, then rename: readers never see half a file."""
-    with atomic_path(out_path) as tmp:
-        torch.save(obj, tmp)
-    return Path(out_path)
+    return save_torch(payload, out_path)

@@ -1,4 +1,4 @@
-"""The seven FER2013 expression classes: the one place their ids and spellings live."""
+"""The seven FER2013 expression classes, the three splits and the face size: the one place each is spelled."""
 
 from __future__ import annotations
 
@@ -25,9 +25,18 @@ SYNONYMS: dict[str, str] = {
     "neutral": "neutral",
 }
 
-#: FER2013 ``Usage`` values and the split names the project uses for them.
-USAGE_TO_SPLIT: dict[str, str] = {"Training": "train", "PublicTest": "public", "PrivateTest": "private"}
-SPLIT_TO_USAGE: dict[str, str] = {split: usage for usage, split in USAGE_TO_SPLIT.items()}
+#: Side of the square uint8 faces every data source produces (FER2013's 48x48).
+IMAGE_SIZE = 48
+
+#: Split names the project uses, in split-id order (``FERArrays.splits`` indexes this), and FER2013's
+#: ``Usage`` value of each (the CSV column, and the file-name prefix of Kaggle's test images:
+#: ``PublicTest_123.jpg``).
+SPLITS: tuple[str, ...] = ("train", "public", "private")
+USAGES: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
+SPLIT_TO_USAGE: dict[str, str] = dict(zip(SPLITS, USAGES))
+USAGE_TO_SPLIT: dict[str, str] = dict(zip(USAGES, SPLITS))
+#: Lower-cased file-name prefix of FER2013 test images → split id (``PublicTest_12.jpg`` → 1).
+TEST_PREFIX_TO_SPLIT_ID: dict[str, int] = {USAGES[i].lower(): i for i in (1, 2)}
 
 
 def emotion_id(name: str) -> int:

@@ -1,8 +1,9 @@
-"""One hierarchy for the errors a user can fix: the scripts print any :class:`FERError` as one line and exit 1.
+"""One hierarchy for the errors a user can fix: the scripts print any :class:`FERError` as one line and exit
+1.
 
-Each class also derives from the built-in type callers would naturally catch (``ValueError``, ``FileNotFoundError``,
-``RuntimeError``), so library users need not know this module. Anything that is not a :class:`FERError` is a bug
-and keeps its traceback.
+Each class also derives from the built-in type callers would naturally catch (``ValueError``,
+``FileNotFoundError``, ``RuntimeError``), so library users need not know this module. Anything that is not a
+:class:`FERError` is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 
 class CheckpointMismatchError(CheckpointError):
-    """The checkpoint's weights do not fit its network config, or its classes differ from the expected ones."""
+    """The checkpoint's weights do not fit its network config, or its classes differ from the expected
+    ones."""
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """The checkpoint asks to build something that is not an allowed network class: refused, nothing is built."""
+    """The checkpoint asks to build something that is not an allowed network class: refused, nothing is
+    built."""
 
 
 class TeacherTargetsError(FERError, ValueError):
@@ -60,4 +63,5 @@ class InputError(FERError, ValueError):
 
 
 class TrainingInterrupted(FERError):
-    """Training stopped on a signal (SIGTERM/SIGINT) after saving ``last.ckpt``: the run is resumable, not done."""
+    """Training stopped on a signal (SIGTERM/SIGINT) after saving ``last.ckpt``: the run is resumable, not
+    done."""

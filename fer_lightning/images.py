@@ -1,8 +1,10 @@
-"""Decode any photo a user might hand us into a uint8 numpy image, or fail with one specific error.
+"""Decode any photo a user might hand us into a uint8 numpy image, or fail with one specific error; and the
+one list of image suffixes. Shared by ``data/`` (FER2013 image folders) and ``faces/`` (photo folders).
 
-PIL rather than ``cv2.imread``: cv2 silently returns ``None`` (or a half-grey image) for truncated files, ignores
-EXIF orientation in some flag combinations, and has no notion of palette/alpha modes. PIL raises on truncation,
-applies ``exif_transpose``, and tells us the pixel mode so 16-bit and float data can be scaled instead of wrapped.
+PIL rather than ``cv2.imread``: cv2 silently returns ``None`` (or a half-grey image) for truncated files,
+ignores EXIF orientation in some flag combinations, and has no notion of palette/alpha modes. PIL raises on
+truncation, applies ``exif_transpose``, and tells us the pixel mode so 16-bit and float data can be scaled
+instead of wrapped.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fer_lightning.emotions import IMAGE_SIZE
 from fer_lightning.errors import ImageReadError, InputError
 
-#: Suffixes the folder walker treats as photos (compared lower-case).
+#: Suffixes every folder walk treats as images (compared lower-case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 # Alpha is composited onto white: cut-out portraits usually have a transparent background, and the RGB values
 # hidden under alpha=0 are arbitrary (often black), which would hand the detector a false silhouette.
@@ -25,7 +29,8 @@ _ALPHA_BACKGROUND = 255
 
 
 def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
-    """16/32-bit integer or float grayscale → uint8, scaled by the type's range rather than wrapped mod 256."""
+    """16/32-bit integer or float grayscale → uint8, scaled by the type's range rather than wrapped mod
+    256."""
     arr = np.asarray(img)
     if img.mode == "F":  # float TIFFs have no fixed range: stretch what is there
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
@@ -85,6 +90,28 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def read_gray48(path: str | Path) -> np.ndarray:
+    """An already cropped face file as uint8 (48, 48) gray (resized with area interpolation if needed).
+
+    OpenCV decodes about 3x faster than PIL but pads a truncated JPEG with grey instead of failing, so it only
+    gets JPEGs that reach their end marker; anything else (other formats, cut or odd JPEGs) goes to
+    :func:`read_image`, which raises :class:`ImageReadError` on truncation, as this function does.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ImageReadError(Path(path), f"cannot open ({e.strerror or e})") from e
+    img = None
+    if data.startswith(_JPEG_START) and data.endswith(_JPEG_END):
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        img = to_gray(read_image(path))
+    if img.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        img = cv2.resize(img, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return img
+
+
 def to_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     """uint8 (H, W) from a gray, 3-channel or 4-channel image; ``bgr`` says the channel order (cv2 frames)."""
     image = as_uint8_image(image)
@@ -92,8 +119,12 @@ def to_gray(image: np.ndarray, bgr: bool = False) -> np.ndarray:
         return image
     if image.shape[2] == 1:
         return image[:, :, 0]
-    code = {(3, False): cv2.COLOR_RGB2GRAY, (3, True): cv2.COLOR_BGR2GRAY,
-            (4, False): cv2.COLOR_RGBA2GRAY, (4, True): cv2.COLOR_BGRA2GRAY}[(image.shape[2], bgr)]
+    code = {
+        (3, False): cv2.COLOR_RGB2GRAY,
+        (3, True): cv2.COLOR_BGR2GRAY,
+        (4, False): cv2.COLOR_RGBA2GRAY,
+        (4, True): cv2.COLOR_BGRA2GRAY,
+    }[(image.shape[2], bgr)]
     return cv2.cvtColor(image, code)
 
 
@@ -125,27 +156,34 @@ def as_uint8_image(image: np.ndarray) -> np.ndarray:
     if np.issubdtype(image.dtype, np.integer):
         lo, hi = int(image.min()), int(image.max())
         if lo < 0 or hi > 255:
-            raise InputError(f"{image.dtype} image values span {lo}..{hi}; expected 0..255 "
-                             "(or pass a uint8 or uint16 image)")
+            raise InputError(
+                f"{image.dtype} image values span {lo}..{hi}; expected 0..255 "
+                "(or pass a uint8 or uint16 image)"
+            )
         return image.astype(np.uint8)
     if np.issubdtype(image.dtype, np.floating):
         return _float_to_uint8(image)
-    raise InputError(f"unsupported image dtype {image.dtype} (shape {image.shape}); "
-                     "expected uint8, uint16, another integer type in 0..255, or float")
+    raise InputError(
+        f"unsupported image dtype {image.dtype} (shape {image.shape}); "
+        "expected uint8, uint16, another integer type in 0..255, or float"
+    )
 
 
 def _check_shape(image: np.ndarray) -> None:
     shape = image.shape
     if image.ndim not in (2, 3) or (image.ndim == 3 and shape[2] not in (1, 3, 4)):
-        raise InputError(f"expected an image shaped (H, W) or (H, W, C) with C = 1, 3 or 4, "
-                         f"got shape {shape}")
+        raise InputError(
+            f"expected an image shaped (H, W) or (H, W, C) with C = 1, 3 or 4, got shape {shape}"
+        )
     if shape[0] == 0 or shape[1] == 0:
         raise InputError(f"image is empty (shape {shape}): it needs at least one row and one column")
 
 
 def _float_to_uint8(image: np.ndarray) -> np.ndarray:
     if not np.isfinite(image).all():
-        raise InputError(f"{image.dtype} image (shape {image.shape}) holds NaN or infinite values; "
-                         "replace them (e.g. np.nan_to_num) before passing it")
+        raise InputError(
+            f"{image.dtype} image (shape {image.shape}) holds NaN or infinite values; "
+            "replace them (e.g. np.nan_to_num) before passing it"
+        )
     scale = 255.0 if image.max() <= 1.0 else 1.0
     return (image * scale).clip(0.0, 255.0).round().astype(np.uint8)

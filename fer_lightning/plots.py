@@ -1,8 +1,8 @@
 """Evaluation figures: the confusion matrix and a gallery of the most confident mistakes.
 
-Figures are built as bare :class:`~matplotlib.figure.Figure` objects, not through pyplot: they need no GUI backend
-(``savefig`` renders with Agg), pyplot's figure registry never holds on to them (a training callback makes one per
-epoch), and a notebook's inline backend is left alone — ``display(fig)`` shows them there.
+Figures are built as bare :class:`~matplotlib.figure.Figure` objects, not through pyplot: they need no GUI
+backend (``savefig`` renders with Agg), pyplot's figure registry never holds on to them (a training callback
+makes one per epoch), and a notebook's inline backend is left alone — ``display(fig)`` shows them there.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from matplotlib.figure import Figure
 def confusion_matrix_figure(
     counts: np.ndarray | Sequence[Sequence[int]], classes: Sequence[str], title: str = "confusion matrix"
 ) -> Figure:
-    """Rows = true class, columns = predicted; colour = row-normalised rate (recall on the diagonal), each cell
-    shows its rate and its count, so rare classes (disgust: 55 faces) are as readable as frequent ones."""
+    """Rows = true class, columns = predicted; colour = row-normalised rate (recall on the diagonal).
+
+    Each cell shows its rate and its count, so rare classes (disgust: 55 faces) read as well as frequent ones.
+    """
     counts = np.asarray(counts, dtype=np.int64)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     n = len(classes)

@@ -1,8 +1,7 @@
 """Predictor: a photo (path or numpy image) → detected faces → class probabilities, with batched inference.
 
-from fer_lightning.predict import Predictor
-faces = Predictor.from_checkpoint("model.pt").predict(frame, color="bgr")   # cv2 frame
-faces[0].label, faces[0].confidence, faces[0].box
+from fer_lightning.predict import Predictor faces = Predictor.from_checkpoint("model.pt").predict(frame,
+color="bgr")   # cv2 frame faces[0].label, faces[0].confidence, faces[0].box
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ from fer_lightning.checkpoints import load_network
 from fer_lightning.data.arrays import IMAGE_SIZE
 from fer_lightning.faces.detectors import Box, DlibDetector, FaceDetector, crop_face
 from fer_lightning.images import as_uint8_image, read_image, to_gray
-from fer_lightning.data.transforms import to_model_input
 from fer_lightning.errors import InputError
+from fer_lightning.inference import predict_logits
 from fer_lightning.utils.threads import intra_op_threads
 
 COLORS = ("bgr", "rgb", "gray")
@@ -30,7 +29,8 @@ SMALL_BATCH = 16
 
 @dataclass(frozen=True)
 class FacePrediction:
-    """One detected face: its box in the photo, the 48x48 crop the network saw, and the class probabilities."""
+    """One detected face: its box in the photo, the 48x48 crop the network saw, and the class
+    probabilities."""
 
     index: int  # 0 = the largest face in the photo
     box: Box
@@ -50,16 +50,20 @@ def crop_batch(crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     """Contiguous uint8 (N, 48, 48) from 48x48 crops; :class:`InputError` naming the first that is not one."""
     if isinstance(crops, np.ndarray | np.generic):  # np.generic: a numpy scalar passed by mistake
         if crops.ndim != 3:
-            raise InputError(f"classify needs an (N, {IMAGE_SIZE}, {IMAGE_SIZE}) array of face crops or a list "
-                             f"of ({IMAGE_SIZE}, {IMAGE_SIZE}) crops, got an array shaped {crops.shape}")
+            raise InputError(
+                f"classify needs an (N, {IMAGE_SIZE}, {IMAGE_SIZE}) array of face crops or a list "
+                f"of ({IMAGE_SIZE}, {IMAGE_SIZE}) crops, got an array shaped {crops.shape}"
+            )
         if crops.dtype == np.uint8 and crops.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
             return np.ascontiguousarray(crops)  # the common case, as detect() makes them: nothing to convert
     checked = []
     for i, crop in enumerate(crops):
         crop = np.asarray(crop)
         if crop.shape != (IMAGE_SIZE, IMAGE_SIZE):
-            raise InputError(f"classify needs {IMAGE_SIZE}x{IMAGE_SIZE} gray face crops (as detect() makes "
-                             f"them); crop {i} has shape {crop.shape}")
+            raise InputError(
+                f"classify needs {IMAGE_SIZE}x{IMAGE_SIZE} gray face crops (as detect() makes "
+                f"them); crop {i} has shape {crop.shape}"
+            )
         try:
             checked.append(as_uint8_image(crop))
         except InputError as e:
@@ -68,11 +72,12 @@ def crop_batch(crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
 
 
 class Predictor:
-    """Face detector + classifier. ``predict`` handles one photo; ``predict_many`` classifies the faces of many
-    photos in shared batches of ``batch_size`` (one forward pass per batch instead of one per face).
+    """Face detector + classifier. ``predict`` handles one photo; ``predict_many`` classifies the faces of
+    many photos in shared batches of ``batch_size`` (one forward pass per batch instead of one per face).
 
     ``num_threads``: torch intra-op threads while classifying on the CPU; ``"auto"`` = 1 for batches of up to
-    :data:`SMALL_BATCH` faces (latency), torch's setting for larger ones (throughput); ``None`` = never change it.
+    :data:`SMALL_BATCH` faces (latency), torch's setting for larger ones (throughput); ``None`` = never change
+    it.
     """
 
     def __init__(
@@ -105,7 +110,8 @@ class Predictor:
         device: str | torch.device = "cpu",
         num_threads: int | str | None = "auto",
     ) -> Predictor:
-        """From a Lightning ``.ckpt`` or a weights file (``None``: the shipped weights); default detector dlib."""
+        """From a Lightning ``.ckpt`` or a weights file (``None``: the shipped weights); default detector
+        dlib."""
         net, classes = load_network(path, device=device)
         return cls(net, classes, detector, batch_size, device, num_threads)
 
@@ -118,7 +124,8 @@ class Predictor:
 
     @staticmethod
     def load_image(image: np.ndarray | str | Path, color: str = "bgr") -> tuple[np.ndarray, bool]:
-        """(uint8 image, whether it is BGR) from a path (decoded as RGB or gray) or a numpy image in ``color``.
+        """(uint8 image, whether it is BGR) from a path (decoded as RGB or gray) or a numpy image in
+        ``color``.
 
         Arrays go through :func:`as_uint8_image`: float images in 0..1 or 0..255 are both accepted; an empty,
         wrongly shaped, non-finite or non-numeric array raises :class:`InputError` naming its shape and dtype.
@@ -133,26 +140,24 @@ class Predictor:
         return image, color == "bgr"
 
     def detect(self, image: np.ndarray, bgr: bool = False) -> tuple[list[Box], list[np.ndarray]]:
-        """Boxes (largest first) and their 48x48 gray crops, cut with the detector's margin as in preprocessing.
+        """Boxes (largest first) and their 48x48 gray crops, cut with the detector's margin as in
+        preprocessing.
 
         The detector gets the image in colour (MTCNN uses it; dlib and Haar convert to gray themselves)."""
         boxes = self.detector.detect(image, bgr)
         gray = to_gray(image, bgr) if boxes else None
         return boxes, [crop_face(gray, box, self.detector.margin) for box in boxes]
 
-    @torch.inference_mode()
     def classify(self, crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """(N, classes) probabilities for 48x48 gray face crops (an (N, 48, 48) array or a sequence of
-        (48, 48) arrays, uint8 or as :func:`as_uint8_image` accepts), ``batch_size`` faces per forward pass."""
-        faces = torch.from_numpy(crop_batch(crops)).unsqueeze(1)
+        (48, 48) arrays, uint8 or as :func:`as_uint8_image` accepts), ``batch_size`` faces per forward
+        pass."""
+        faces = torch.from_numpy(crop_batch(crops))
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        out = []
         with intra_op_threads(self._threads_for(len(faces))):
-            for i in range(0, len(faces), self.batch_size):
-                x = to_model_input(faces[i : i + self.batch_size].to(self.device))
-                out.append(self.net(x.contiguous(memory_format=torch.channels_last)).float().softmax(1).cpu())
-        return torch.cat(out).numpy()
+            logits = predict_logits(self.net, faces, self.batch_size, self.device)
+        return logits.softmax(1).numpy()
 
     def to_faces(self, boxes: list[Box], crops: list[np.ndarray], probs: np.ndarray) -> list[FacePrediction]:
         """Pair one photo's boxes and crops with their rows of :meth:`classify`'s output."""
@@ -162,7 +167,8 @@ class Predictor:
         ]
 
     def predict(self, image: np.ndarray | str | Path, color: str = "bgr") -> list[FacePrediction]:
-        """Every face in one photo, largest first; ``[]`` when no face is found. ``color`` applies to arrays."""
+        """Every face in one photo, largest first; ``[]`` when no face is found. ``color`` applies to
+        arrays."""
         boxes, crops = self.detect(*self.load_image(image, color))
         return self.to_faces(boxes, crops, self.classify(crops))
 

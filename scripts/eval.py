@@ -7,15 +7,15 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.evaluation import evaluate, split_names
+from fer_lightning.tasks import eval as eval_task
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> float:
     with user_errors():
-        metrics = evaluate(cfg)
+        metrics = eval_task.run(cfg)
     # the first split's accuracy, under its project name even when given as FER2013's Usage (PrivateTest)
-    return metrics[f"{split_names(cfg.splits, 'splits')[0]}/acc"]
+    return metrics[f"{eval_task.split_names(cfg.splits, 'splits')[0]}/acc"]
 
 
 if __name__ == "__main__":

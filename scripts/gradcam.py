@@ -1,4 +1,5 @@
-"""Grad-CAM review panels for photos: python scripts/gradcam.py inputs=<folder> [ckpt_path=...] [labels=jaffe]."""
+"""Grad-CAM review panels for photos: python scripts/gradcam.py inputs=<folder> [ckpt_path=...]
+[labels=jaffe]."""
 
 from fer_lightning.utils.runtime import bootstrap, user_errors
 
@@ -7,13 +8,13 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.tasks.gradcam import review_photos
+from fer_lightning.tasks import gradcam
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="gradcam")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        review_photos(cfg)
+        gradcam.run(cfg)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Precise BatchNorm for trained checkpoints: python scripts/precise_bn.py 'checkpoints=[selected.ckpt,last.ckpt]'."""
+"""Precise BatchNorm for trained checkpoints: python scripts/precise_bn.py
+'checkpoints=[selected.ckpt,last.ckpt]'."""
 
 from fer_lightning.utils.runtime import bootstrap, user_errors
 
@@ -7,16 +8,19 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.refine.precise_bn import precise_bn_checkpoints
+from fer_lightning.tasks import precise_bn
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="precise_bn")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        path, metrics = precise_bn_checkpoints(cfg)
-    print(f"PublicTest loss {metrics['precise_bn/public_loss_selected']:.4f} (first checkpoint as saved) -> "
-          f"{metrics['precise_bn/public_loss_chosen']:.4f}, acc {metrics['precise_bn/public_acc_selected']:.4f} -> "
-          f"{metrics['precise_bn/public_acc_chosen']:.4f}: {path}")
+        path, metrics = precise_bn.run(cfg)
+    print(
+        f"PublicTest loss {metrics['precise_bn/public_loss_selected']:.4f} (first checkpoint as saved) -> "
+        f"{metrics['precise_bn/public_loss_chosen']:.4f}, acc "
+        f"{metrics['precise_bn/public_acc_selected']:.4f} -> "
+        f"{metrics['precise_bn/public_acc_chosen']:.4f}: {path}"
+    )
 
 
 if __name__ == "__main__":

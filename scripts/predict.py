@@ -1,4 +1,5 @@
-"""Classify the faces in photos: python scripts/predict.py inputs=<photo or folder> [ckpt_path=...] [detector=haar]."""
+"""Classify the faces in photos: python scripts/predict.py inputs=<photo or folder> [ckpt_path=...]
+[detector=haar]."""
 
 from fer_lightning.utils.runtime import bootstrap, user_errors
 
@@ -7,13 +8,13 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.tasks.predict import predict_files
+from fer_lightning.tasks import predict
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        predict_files(cfg)
+        predict.run(cfg)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,18 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.refine.soup import soup_checkpoints
+from fer_lightning.tasks import soup
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="soup")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        out, members, metrics = soup_checkpoints(cfg)
-    print(f"PublicTest loss {metrics['soup/public_loss_best_single']:.4f} (best single checkpoint) -> "
-          f"{metrics['soup/public_loss']:.4f}, acc {metrics['soup/public_acc_best_single']:.4f} -> "
-          f"{metrics['soup/public_acc']:.4f}: soup of {len(members)} -> {out}")
+        out, members, metrics = soup.run(cfg)
+    print(
+        f"PublicTest loss {metrics['soup/public_loss_best_single']:.4f} (best single checkpoint) -> "
+        f"{metrics['soup/public_loss']:.4f}, acc {metrics['soup/public_acc_best_single']:.4f} -> "
+        f"{metrics['soup/public_acc']:.4f}: soup of {len(members)} -> {out}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Teacher ensemble → soft labels for the Training faces: python scripts/teacher_targets.py 'checkpoints=[a,b]'."""
+"""Teacher ensemble → soft labels for the Training faces: python scripts/teacher_targets.py
+'checkpoints=[a,b]'."""
 
 from fer_lightning.utils.runtime import bootstrap, user_errors
 
@@ -7,13 +8,13 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.refine.distillation import write_teacher_targets
+from fer_lightning.tasks import teacher_targets
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="teacher_targets")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        report = write_teacher_targets(cfg)
+        report = teacher_targets.run(cfg)
     print(", ".join(f"{k} {v}" for k, v in report.items() if k.endswith("_acc")), "->", cfg.output)
 
 

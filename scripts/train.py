@@ -1,4 +1,5 @@
-"""Train a network: python scripts/train.py [model=mini_xception] [trainer=gpu] [experiment=...] [-m sweeps]."""
+"""Train a network: python scripts/train.py [model=mini_xception] [trainer=gpu] [experiment=...] [-m
+sweeps]."""
 
 from fer_lightning.utils.runtime import bootstrap, user_errors
 
@@ -7,13 +8,13 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.tasks.train import train
+from fer_lightning.tasks import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with user_errors():
-        metrics = train(cfg)
+        metrics = train.run(cfg)
     # the returned value is what Hydra sweepers (e.g. optuna) optimise: the selection-split loss
     return metrics.get(cfg.optimized_metric)
 

@@ -63,7 +63,8 @@ def train_cfg(tmp_path, cache_dir, data_dir) -> DictConfig:
     return cfg
 
 
-# --- evaluation / prediction / Grad-CAM fixtures -------------------------------------------------------------------
+# --- evaluation / prediction / Grad-CAM fixtures
+# -------------------------------------------------------------------
 
 JAFFE_PHOTOS = "jaffe-dev"
 
@@ -79,14 +80,15 @@ def jaffe_dir(data_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, cache_dir, data_dir) -> Path:
-    """A Lightning checkpoint trained once per session on real FER2013 (a few batches, as in test_train.py)."""
+    """A Lightning checkpoint trained once per session on real FER2013 (a few batches, as in
+    test_train.py)."""
     out = tmp_path_factory.mktemp("tiny-train")
     cfg = compose_config("train", [*TINY_TRAIN, "test=false"], out)
     with open_dict(cfg):
         cfg.paths.cache_dir = str(cache_dir)
-    from fer_lightning.tasks.train import train  # imported here: collecting other tests stays fast
+    from fer_lightning.tasks import train  # imported here: collecting other tests stays fast
 
-    train(cfg)
+    train.run(cfg)
     ckpt = out / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     return ckpt
@@ -97,7 +99,9 @@ def tiny_weights(tiny_checkpoint, tmp_path_factory) -> Path:
     """The session checkpoint exported to the weights-only format that fer_lightning/weights/ ships."""
     from fer_lightning.checkpoints import export_weights
 
-    return export_weights(tiny_checkpoint, tmp_path_factory.mktemp("weights") / "tiny.pt", meta={"note": "test"})
+    return export_weights(
+        tiny_checkpoint, tmp_path_factory.mktemp("weights") / "tiny.pt", meta={"note": "test"}
+    )
 
 
 def run_script(name: str, *overrides: str, env: dict | None = None, timeout: int = 600):
@@ -105,8 +109,15 @@ def run_script(name: str, *overrides: str, env: dict | None = None, timeout: int
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *overrides], check=False,
-                          cwd=ROOT, env=env or os.environ.copy(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *overrides],
+        check=False,
+        cwd=ROOT,
+        env=env or os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_line_error(name: str, message: str, *overrides: str) -> None:
@@ -114,3 +125,11 @@ def assert_one_line_error(name: str, message: str, *overrides: str) -> None:
     result = run_script(name, *overrides)
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-2000:]
+
+
+def unreadable_photos(folder: Path) -> Path:
+    """``folder`` with two files that carry a photo suffix but no decoder can read: empty, and text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not a photo")
+    return folder

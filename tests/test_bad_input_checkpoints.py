@@ -1,8 +1,8 @@
 """Hostile and broken checkpoints, bad evaluation settings: refused in one line, with nothing run or written.
 
 A checkpoint is data, never code: a file whose ``net_config`` names anything but an allowed network class
-(``builtins.open``, ``os.system``, a helper class, ...) is refused before it is imported or called — by the library
-(``load_network``, ``Predictor.from_checkpoint``) and by every script, as real subprocesses.
+(``builtins.open``, ``os.system``, a helper class, ...) is refused before it is imported or called — by the
+library (``load_network``, ``Predictor.from_checkpoint``) and by every script, as real subprocesses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fer_lightning.checkpoints import ALLOWED_NETWORKS, DEFAULT_WEIGHTS, load_network
+from fer_lightning.checkpoints import DEFAULT_WEIGHTS, load_network
+from fer_lightning.models.registry import ALLOWED_NETWORKS
 from fer_lightning.errors import UnsafeCheckpointError
 from fer_lightning.models.mini_xception import MiniXception
 from fer_lightning.predict import Predictor
@@ -27,7 +28,8 @@ FORMATS = ("weights", "lightning")
 
 @dataclass(frozen=True)
 class Victim:
-    """What a hostile checkpoint would touch if it ran: afterwards, :meth:`untouched` checks nothing happened."""
+    """What a hostile checkpoint would touch if it ran: afterwards, :meth:`untouched` checks nothing
+    happened."""
 
     file: Path  # open(mode="w") would empty it; shutil.copyfile would copy it ...
     copy: Path  # ... to here
@@ -60,12 +62,17 @@ HOSTILE: dict[str, tuple[Callable[[Victim], dict], str]] = {
         "refused to build 'os.system'",
     ),
     "nested-target": (  # an allowed class whose argument Hydra would have built first
-        lambda v: {"_target_": MINI_XCEPTION, "num_classes": {"_target_": "builtins.open", "file": str(v.file),
-                                                              "mode": "w"}},
+        lambda v: {
+            "_target_": MINI_XCEPTION,
+            "num_classes": {"_target_": "builtins.open", "file": str(v.file), "mode": "w"},
+        },
         "refused — net_config.num_classes holds the key '_target_'",
     ),
     "nested-in-list": (
-        lambda v: {"_target_": MINI_XCEPTION, "widths": [16, {"_target_": "os.system", "command": f"touch {v.marker}"}]},
+        lambda v: {
+            "_target_": MINI_XCEPTION,
+            "widths": [16, {"_target_": "os.system", "command": f"touch {v.marker}"}],
+        },
         "refused — net_config.widths[1] holds the key '_target_'",
     ),
     "partial": (
@@ -73,15 +80,20 @@ HOSTILE: dict[str, tuple[Callable[[Victim], dict], str]] = {
         "refused — net_config holds the key '_partial_'",
     ),
     "project-class-not-a-network": (  # an allowed module, not an allowed class
-        lambda v: {"_target_": "fer_lightning.models.mini_xception.ResidualBlock", "in_channels": 8,
-                   "out_channels": 16, "bn_momentum": 0.01},
+        lambda v: {
+            "_target_": "fer_lightning.models.mini_xception.ResidualBlock",
+            "in_channels": 8,
+            "out_channels": 16,
+            "bn_momentum": 0.01,
+        },
         "refused to build 'fer_lightning.models.mini_xception.ResidualBlock'",
     ),
     "torch.nn.Linear": (
         lambda v: {"_target_": "torch.nn.Linear", "in_features": 1, "out_features": 7},
         "refused to build 'torch.nn.Linear'",
     ),
-    "module-never-imported": (  # importing `this` prints the Zen of Python: a visible side effect of an import
+    # importing `this` prints the Zen of Python: a visible side effect of an import
+    "module-never-imported": (
         lambda v: {"_target_": "this.s"},
         "refused to build 'this.s'",
     ),
@@ -94,8 +106,12 @@ def checkpoint_file(folder: Path, net_config: dict, fmt: str) -> Path:
     if fmt == "weights":
         data = {**shipped, "net_config": net_config}
     else:
-        data = {"state_dict": {f"net.{k}": v for k, v in shipped["state_dict"].items()},
-                "hyper_parameters": {"net_config": net_config}, "epoch": 0, "global_step": 0}
+        data = {
+            "state_dict": {f"net.{k}": v for k, v in shipped["state_dict"].items()},
+            "hyper_parameters": {"net_config": net_config},
+            "epoch": 0,
+            "global_step": 0,
+        }
     path = folder / f"model.{'pt' if fmt == 'weights' else 'ckpt'}"
     torch.save(data, path)
     return path
@@ -115,12 +131,17 @@ def assert_refused_in_one_line(result, fragment: str) -> str:
 
 
 def files_in(folder: Path, skip: str = "run") -> dict[str, tuple[int, int]]:
-    """{relative path: (size, mtime)} of every file under ``folder`` outside ``skip`` (the script's run dir)."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0] != skip}
+    """{relative path: (size, mtime)} of every file under ``folder`` outside ``skip`` (the script's run
+    dir)."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file() and p.relative_to(folder).parts[0] != skip
+    }
 
 
-# --- the library ---------------------------------------------------------------------------------------------------
+# --- the library
+# ---------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -143,15 +164,22 @@ def test_library_refuses_a_hostile_checkpoint_before_anything_runs(kind, fmt, tm
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_an_allowed_network_with_plain_arguments_still_loads(fmt, tmp_path):
-    """The refusals above are not a blanket one: the same layout naming MiniXception with literals loads its weights."""
-    net_config = {"_target_": MINI_XCEPTION, "num_classes": 7, "bn_momentum": 0.01, "widths": [16, 32, 64, 128]}
+    """The refusals above are not a blanket one: the same layout naming MiniXception with literals loads its
+    weights."""
+    net_config = {
+        "_target_": MINI_XCEPTION,
+        "num_classes": 7,
+        "bn_momentum": 0.01,
+        "widths": [16, 32, 64, 128],
+    }
     net, _ = load_network(checkpoint_file(tmp_path, net_config, fmt))
     shipped = torch.load(DEFAULT_WEIGHTS, weights_only=True)
     assert isinstance(net, MiniXception)
     assert torch.equal(net.classifier.weight, shipped["state_dict"]["classifier.weight"])
 
 
-# --- the scripts, as real processes --------------------------------------------------------------------------------
+# --- the scripts, as real processes
+# --------------------------------------------------------------------------------
 
 # Script starts take seconds on the 2-core machine, so the scripts get a diagonal of the library matrix above
 # (every script, every side effect, both formats) rather than all of it: they all load through load_network.
@@ -167,12 +195,15 @@ def test_scripts_refuse_a_hostile_checkpoint_in_one_line(script, kind, fmt, tmp_
     victim = Victim.make(tmp_path)
     path = hostile_file(tmp_path, kind, fmt, victim)
     inputs = [] if script == "eval" else [f"inputs={jaffe_dir}"]
-    result = run_script(script, f"ckpt_path={path}", *inputs, f"hydra.run.dir={tmp_path / 'run'}", timeout=300)
+    result = run_script(
+        script, f"ckpt_path={path}", *inputs, f"hydra.run.dir={tmp_path / 'run'}", timeout=300
+    )
     assert_refused_in_one_line(result, f"{path}: {HOSTILE[kind][1]}")
     assert victim.untouched()
 
 
-# Each maker writes one broken input under tmp_path (``request`` gives fixtures to the one that needs a real .ckpt).
+# Each maker writes one broken input under tmp_path (``request`` gives fixtures to the one that needs a real
+# .ckpt).
 
 
 def text_file(tmp_path: Path, request) -> Path:
@@ -207,7 +238,8 @@ def output_folder(tmp_path: Path, request) -> Path:
     return path
 
 
-# the other broken files (pickled module, no state_dict, ...) fail in load_network like these: test_checkpoints.py
+# the other broken files (pickled module, no state_dict, ...) fail in load_network like these:
+# test_checkpoints.py
 BAD_CHECKPOINTS = [
     pytest.param(text_file, "not a readable PyTorch checkpoint", id="text-file"),
     pytest.param(empty_file, "is empty (0 bytes)", id="empty-file"),
@@ -227,8 +259,12 @@ def test_eval_names_a_broken_checkpoint_in_one_line(make, fragment, tmp_path, re
 
 # every setting check is in test_evaluation.py (in-process); here the script's one-line exit for two of them
 BAD_EVAL_SETTINGS = [
-    pytest.param("splits=[validation]", "unknown split(s) ['validation'] in splits=['validation']; expected any of "
-                 "train, public, private (or FER2013's Training, PublicTest, PrivateTest)", id="unknown-split"),
+    pytest.param(
+        "splits=[validation]",
+        "unknown split(s) ['validation'] in splits=['validation']; expected any of "
+        "train, public, private (or FER2013's Training, PublicTest, PrivateTest)",
+        id="unknown-split",
+    ),
     pytest.param("tta=fivecrop", "unknown TTA mode(s) ['fivecrop']", id="unknown-tta"),
 ]
 
@@ -242,15 +278,34 @@ def test_eval_names_a_bad_setting_in_one_line(override, fragment, tmp_path):
 
 # a soup glob matching nothing is in test_soup.py
 BAD_SELECTION_INPUTS = [
-    pytest.param("soup", lambda t, r: [f"checkpoints=[{DEFAULT_WEIGHTS}]", f"output={output_folder(t, r)}"],
-                 "cannot write the soup (output=)", id="soup-output-is-a-folder"),
-    pytest.param("precise_bn", lambda t, r: [f"checkpoints=[{text_file(t, r)}]"],
-                 "not a readable PyTorch checkpoint", id="precise_bn-text-file"),
-    pytest.param("teacher_targets", lambda t, r: [f"checkpoints=[{DEFAULT_WEIGHTS}]", f"output={output_folder(t, r)}"],
-                 "cannot write the teacher targets (output=)", id="teacher_targets-output-is-a-folder"),
-    pytest.param("teacher_targets", lambda t, r: [f"checkpoints=[{DEFAULT_WEIGHTS}]", "tta=[hflip,tencrop]",
-                                                  f"output={t / 'targets.pt'}"],
-                 "teacher targets take one TTA mode", id="teacher_targets-two-tta-modes"),
+    pytest.param(
+        "soup",
+        lambda t, r: [f"checkpoints=[{DEFAULT_WEIGHTS}]", f"output={output_folder(t, r)}"],
+        "cannot write the soup (output=)",
+        id="soup-output-is-a-folder",
+    ),
+    pytest.param(
+        "precise_bn",
+        lambda t, r: [f"checkpoints=[{text_file(t, r)}]"],
+        "not a readable PyTorch checkpoint",
+        id="precise_bn-text-file",
+    ),
+    pytest.param(
+        "teacher_targets",
+        lambda t, r: [f"checkpoints=[{DEFAULT_WEIGHTS}]", f"output={output_folder(t, r)}"],
+        "cannot write the teacher targets (output=)",
+        id="teacher_targets-output-is-a-folder",
+    ),
+    pytest.param(
+        "teacher_targets",
+        lambda t, r: [
+            f"checkpoints=[{DEFAULT_WEIGHTS}]",
+            "tta=[hflip,tencrop]",
+            f"output={t / 'targets.pt'}",
+        ],
+        "teacher targets take one TTA mode",
+        id="teacher_targets-two-tta-modes",
+    ),
 ]
 
 

@@ -56,9 +56,11 @@ def edit_row(row: int, edit: Callable[[bytes], bytes]) -> Make:
 
 def usages(*kept: bytes) -> Make:
     """The real rows relabelled round-robin to the Usage values ``kept`` (the first real rows: Training)."""
+
     def make(lines: tuple[bytes, ...]) -> bytes:
         rows = [line.rsplit(b",", 1)[0] + b"," + kept[i % len(kept)] for i, line in enumerate(lines[1:])]
         return lines[0] + b"\n".join(rows) + b"\n"
+
     return make
 
 
@@ -126,41 +128,66 @@ def pixels(count: int) -> Callable[[bytes], bytes]:
         label, values, usage = line.split(b",")
         values = values.split()
         return b",".join([label, b" ".join((values * 2)[:count]), usage])
+
     return edit
 
 
 CASES = {
-    "missing_file": Case(lambda tmp, _: (tmp / "fer2013.csv", partial(load_fer2013_csv, tmp / "fer2013.csv")),
-                         "FER2013 CSV not found"),
+    "missing_file": Case(
+        lambda tmp, _: (tmp / "fer2013.csv", partial(load_fer2013_csv, tmp / "fer2013.csv")),
+        "FER2013 CSV not found",
+    ),
     "empty_file": Case(csv_file("fer2013.csv", lambda lines: b""), "the file is empty"),
     "header_only": Case(csv_file("fer2013.csv", lambda lines: lines[0]), "no data rows"),
-    "wrong_header": Case(csv_file("fer2013.csv", lambda lines: b"label,image\n" + b"".join(lines[1:])),
-                         "header", line=1),
-    "gzip_cut_at_row_boundary": Case(csv_file("fer2013.csv.gz", lambda lines: gzip_cut_after(lines, 21)),
-                                     "truncated gzip"),
-    "gzip_cut_mid_row": Case(csv_file("fer2013.csv.gz", lambda lines: whole_gz(lines)[:-3000]),
-                             "truncated gzip"),
+    "wrong_header": Case(
+        csv_file("fer2013.csv", lambda lines: b"label,image\n" + b"".join(lines[1:])), "header", line=1
+    ),
+    "gzip_cut_at_row_boundary": Case(
+        csv_file("fer2013.csv.gz", lambda lines: gzip_cut_after(lines, 21)), "truncated gzip"
+    ),
+    "gzip_cut_mid_row": Case(
+        csv_file("fer2013.csv.gz", lambda lines: whole_gz(lines)[:-3000]), "truncated gzip"
+    ),
     "gzip_corrupt_bytes": Case(csv_file("fer2013.csv.gz", corrupt_gz), "corrupt gzip data"),
-    "bad_label": Case(csv_file("fer2013.csv", edit_row(2, lambda line: b"9" + line[1:])), "emotion '9'",
-                      line=3),
-    "bad_usage": Case(csv_file("fer2013.csv", edit_row(5, lambda line: line.replace(b"Training", b"Test"))),
-                      "Usage 'Test'", line=6),
+    "bad_label": Case(
+        csv_file("fer2013.csv", edit_row(2, lambda line: b"9" + line[1:])), "emotion '9'", line=3
+    ),
+    "bad_usage": Case(
+        csv_file("fer2013.csv", edit_row(5, lambda line: line.replace(b"Training", b"Test"))),
+        "Usage 'Test'",
+        line=6,
+    ),
     "too_few_pixels": Case(csv_file("fer2013.csv", edit_row(7, pixels(2303))), "found 2303", line=8),
     "too_many_pixels": Case(csv_file("fer2013.csv", edit_row(7, pixels(2305))), "found 2305", line=8),
-    "pixel_256": Case(csv_file("fer2013.csv", edit_row(9, lambda line: with_pixel(line, 0, b"256"))),
-                      "pixel value '256'", line=10),
-    "pixel_65636": Case(csv_file("fer2013.csv", edit_row(9, lambda line: with_pixel(line, 2303, b"65636"))),
-                        "pixel value '65636'", line=10),
-    "pixel_negative": Case(csv_file("fer2013.csv", edit_row(9, lambda line: with_pixel(line, 7, b"-4"))),
-                           "pixel value '-4'", line=10),
-    "pixel_not_a_number": Case(csv_file("fer2013.csv", edit_row(9, lambda line: with_pixel(line, 7, b"1e2"))),
-                               "pixel value '1e2'", line=10),
-    "no_training_rows": Case(stage_check("fer2013.csv", usages(b"PublicTest", b"PrivateTest"), "fit"),
-                             "no Training rows"),
-    "no_publictest_rows": Case(stage_check("fer2013.csv", usages(b"Training", b"PrivateTest"), "fit"),
-                               "no PublicTest rows"),
-    "no_privatetest_rows": Case(stage_check("fer2013.csv", usages(b"Training", b"PublicTest"), "test"),
-                                "no PrivateTest rows"),
+    "pixel_256": Case(
+        csv_file("fer2013.csv", edit_row(9, lambda line: with_pixel(line, 0, b"256"))),
+        "pixel value '256'",
+        line=10,
+    ),
+    "pixel_65636": Case(
+        csv_file("fer2013.csv", edit_row(9, lambda line: with_pixel(line, 2303, b"65636"))),
+        "pixel value '65636'",
+        line=10,
+    ),
+    "pixel_negative": Case(
+        csv_file("fer2013.csv", edit_row(9, lambda line: with_pixel(line, 7, b"-4"))),
+        "pixel value '-4'",
+        line=10,
+    ),
+    "pixel_not_a_number": Case(
+        csv_file("fer2013.csv", edit_row(9, lambda line: with_pixel(line, 7, b"1e2"))),
+        "pixel value '1e2'",
+        line=10,
+    ),
+    "no_training_rows": Case(
+        stage_check("fer2013.csv", usages(b"PublicTest", b"PrivateTest"), "fit"), "no Training rows"
+    ),
+    "no_publictest_rows": Case(
+        stage_check("fer2013.csv", usages(b"Training", b"PrivateTest"), "fit"), "no PublicTest rows"
+    ),
+    "no_privatetest_rows": Case(
+        stage_check("fer2013.csv", usages(b"Training", b"PublicTest"), "test"), "no PrivateTest rows"
+    ),
     "image_folder_missing": Case(tree(remove_tree), "image folders not found"),
     "class_folder_not_an_emotion": Case(tree(rename_class), "'bored' is not an emotion"),
     "truncated_jpeg": Case(tree(truncate_every_image), "none of its 3 image files could be decoded"),
@@ -184,8 +211,14 @@ def test_bad_data_is_one_specific_line(tmp_path, data_dir, case):
 
 
 def assert_script_error(tmp_path: Path, source: Path, says: str) -> None:
-    result = run_script("train", f"data.source.path={source}", f"paths.cache_dir={tmp_path / 'cache'}",
-                        f"hydra.run.dir={tmp_path / 'run'}", *TINY_TRAIN, timeout=120)
+    result = run_script(
+        "train",
+        f"data.source.path={source}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *TINY_TRAIN,
+        timeout=120,
+    )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -1,9 +1,9 @@
-"""Bad inputs, as users hand them over, across scripts/preprocess.py, scripts/predict.py and scripts/gradcam.py
-(real processes) and the Predictor API, built from real JAFFE photos copied into tmp_path.
+"""Bad inputs, as users hand them over, across scripts/preprocess.py, scripts/predict.py and
+scripts/gradcam.py (real processes) and the Predictor API, built from real JAFFE photos copied into tmp_path.
 
-A script fails with exit 1 and one last ``error:`` line naming what is wrong, never a traceback; the API raises
-the specific :class:`FERError` subclass with a one-line message. Where the policy is to skip (one bad entry
-among good photos) the run succeeds and counts what it skipped.
+A script fails with exit 1 and one last ``error:`` line naming what is wrong, never a traceback; the API
+raises the specific :class:`FERError` subclass with a one-line message. Where the policy is to skip (one bad
+entry among good photos) the run succeeds and counts what it skipped.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def truncated_jpeg(jaffe_dir: Path) -> bytes:
 
 
 def bad_file(kind: str, jaffe_dir: Path) -> bytes:
-    return {"zero-length": b"", "truncated": truncated_jpeg(jaffe_dir), "not-an-image": b"just some text\n"}[kind]
+    return {"zero-length": b"", "truncated": truncated_jpeg(jaffe_dir), "not-an-image": b"just some text\n"}[
+        kind
+    ]
 
 
 def folder_with(tmp_path: Path, files: dict[str, bytes]) -> Path:
@@ -45,8 +47,10 @@ def folder_with(tmp_path: Path, files: dict[str, bytes]) -> Path:
     return folder
 
 
-# --- each builder makes the bad input and returns (path for preprocess's input_dir, path for inputs=) -----------
-# JAFFE-style names (KA.HA9.n.jpg), so that labels=jaffe labels them and preprocessing gets as far as decoding.
+# --- each builder makes the bad input and returns (path for preprocess's input_dir, path for inputs=)
+# -----------
+# JAFFE-style names (KA.HA9.n.jpg), so that labels=jaffe labels them and preprocessing gets as far as
+# decoding.
 
 
 def missing(tmp_path: Path, jaffe_dir: Path) -> tuple[Path, Path]:
@@ -59,8 +63,13 @@ def empty_folder(tmp_path: Path, jaffe_dir: Path) -> tuple[Path, Path]:
 
 
 def unreadable_folder(tmp_path: Path, jaffe_dir: Path) -> tuple[Path, Path]:
-    folder = folder_with(tmp_path, {f"KA.HA9.{i}.jpg": bad_file(kind, jaffe_dir)
-                                    for i, kind in enumerate(("zero-length", "truncated", "not-an-image"))})
+    folder = folder_with(
+        tmp_path,
+        {
+            f"KA.HA9.{i}.jpg": bad_file(kind, jaffe_dir)
+            for i, kind in enumerate(("zero-length", "truncated", "not-an-image"))
+        },
+    )
     return folder, folder
 
 
@@ -79,33 +88,75 @@ def only_a_symlink_loop(tmp_path: Path, jaffe_dir: Path) -> tuple[Path, Path]:
 
 
 SCRIPT_CASES = [  # (case, builder, {script: fragment of the error line})
-    ("missing-input", missing, {"preprocess": "no_such_folder is not a folder",
-                                "predict": "no_such_photo.jpg: no such file or folder",
-                                "gradcam": "no_such_photo.jpg: no such file or folder"}),
+    (
+        "missing-input",
+        missing,
+        {
+            "preprocess": "no_such_folder is not a folder",
+            "predict": "no_such_photo.jpg: no such file or folder",
+            "gradcam": "no_such_photo.jpg: no such file or folder",
+        },
+    ),
     ("empty-folder", empty_folder, dict.fromkeys(("preprocess", "predict", "gradcam"), "no photos (.jpg")),
-    ("folder-of-unreadable-files", unreadable_folder,
-     {"preprocess": "no usable faces (3 photos seen, 3 unreadable", "predict": "none of the 3 file(s) could be read",
-      "gradcam": "no face to explain (3 file(s) could not be read"}),
-    ("zero-length-file", one_bad_file("zero-length"),
-     {"preprocess": "1 unreadable", "predict": "KA.HA9.1.jpg: unreadable: not an image",
-      "gradcam": "no face to explain (1 file(s) could not be read"}),
-    ("truncated-photo", one_bad_file("truncated"),
-     {"preprocess": "1 unreadable", "predict": "KA.HA9.1.jpg: unreadable: cannot decode",
-      "gradcam": "no face to explain (1 file(s) could not be read"}),
-    ("not-an-image-with-jpg-suffix", one_bad_file("not-an-image"),
-     {"preprocess": "1 unreadable", "predict": "KA.HA9.1.jpg: unreadable: not an image",
-      "gradcam": "no face to explain (1 file(s) could not be read"}),
-    ("symlink-loop", only_a_symlink_loop,
-     {"preprocess": "1 entry skipped while listing (first: 'loop': symlink loop)",
-      "predict": "(first: loop: skipped: symlink loop)", "gradcam": "no face to explain (1 file(s) could not be read"}),
+    (
+        "folder-of-unreadable-files",
+        unreadable_folder,
+        {
+            "preprocess": "no usable faces (3 photos seen, 3 unreadable",
+            "predict": "none of the 3 file(s) could be read",
+            "gradcam": "no face to explain (3 file(s) could not be read",
+        },
+    ),
+    (
+        "zero-length-file",
+        one_bad_file("zero-length"),
+        {
+            "preprocess": "1 unreadable",
+            "predict": "KA.HA9.1.jpg: unreadable: not an image",
+            "gradcam": "no face to explain (1 file(s) could not be read",
+        },
+    ),
+    (
+        "truncated-photo",
+        one_bad_file("truncated"),
+        {
+            "preprocess": "1 unreadable",
+            "predict": "KA.HA9.1.jpg: unreadable: cannot decode",
+            "gradcam": "no face to explain (1 file(s) could not be read",
+        },
+    ),
+    (
+        "not-an-image-with-jpg-suffix",
+        one_bad_file("not-an-image"),
+        {
+            "preprocess": "1 unreadable",
+            "predict": "KA.HA9.1.jpg: unreadable: not an image",
+            "gradcam": "no face to explain (1 file(s) could not be read",
+        },
+    ),
+    (
+        "symlink-loop",
+        only_a_symlink_loop,
+        {
+            "preprocess": "1 entry skipped while listing (first: 'loop': symlink loop)",
+            "predict": "(first: loop: skipped: symlink loop)",
+            "gradcam": "no face to explain (1 file(s) could not be read",
+        },
+    ),
 ]
 
 
 def script_args(script: str, tmp_path: Path, input_dir: Path, inputs: Path, *extra: str) -> list[str]:
     common = [f"paths.log_dir={tmp_path / 'logs'}", *extra]
     if script == "preprocess":
-        return [f"input_dir={input_dir}", f"output={tmp_path / 'out' / 'faces.csv'}", "labels=jaffe",
-                f"cache_dir={tmp_path / 'cache'}", "progress=false", *common]
+        return [
+            f"input_dir={input_dir}",
+            f"output={tmp_path / 'out' / 'faces.csv'}",
+            "labels=jaffe",
+            f"cache_dir={tmp_path / 'cache'}",
+            "progress=false",
+            *common,
+        ]
     return [f"inputs={inputs}", *common]
 
 
@@ -120,51 +171,82 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
 
 @pytest.mark.parametrize(
     ("script", "build", "fragment"),
-    [pytest.param(script, build, fragment, id=f"{script}-{case}")
-     for case, build, fragments in SCRIPT_CASES for script, fragment in fragments.items()],
+    [
+        pytest.param(script, build, fragment, id=f"{script}-{case}")
+        for case, build, fragments in SCRIPT_CASES
+        for script, fragment in fragments.items()
+    ],
 )
 def test_bad_input_is_one_error_line(script, build, fragment, tmp_path, jaffe_dir):
     input_dir, inputs = build(tmp_path, jaffe_dir)
-    assert_one_line_error(run_script(script, *script_args(script, tmp_path, input_dir, inputs), timeout=300),
-                          fragment)
+    assert_one_line_error(
+        run_script(script, *script_args(script, tmp_path, input_dir, inputs), timeout=300), fragment
+    )
 
 
-SETTING_CASES = [  # (case, script, overrides: {tmp} = tmp_path, {folder} = a folder with one real photo, fragment)
-    ("preprocess-output-is-a-folder", "preprocess", ["input_dir={folder}", "output={tmp}", "labels=jaffe"],
-     "is a folder; give a file path"),
-    ("preprocess-bad-regex-label-rule", "preprocess",
-     ["input_dir={folder}", "output={tmp}/x.csv", "labels=regex", r"labels.pattern=\("],
-     "labels: invalid regular expression '('"),
-    ("gradcam-bad-regex-label-rule", "gradcam", ["inputs={folder}", "labels=regex", r"labels.pattern=\("],
-     "labels: invalid regular expression '('"),
+# (case, script, overrides: {tmp} = tmp_path, {folder} = a folder with one real photo, fragment)
+SETTING_CASES = [
+    (
+        "preprocess-output-is-a-folder",
+        "preprocess",
+        ["input_dir={folder}", "output={tmp}", "labels=jaffe"],
+        "is a folder; give a file path",
+    ),
+    (
+        "preprocess-bad-regex-label-rule",
+        "preprocess",
+        ["input_dir={folder}", "output={tmp}/x.csv", "labels=regex", r"labels.pattern=\("],
+        "labels: invalid regular expression '('",
+    ),
+    (
+        "gradcam-bad-regex-label-rule",
+        "gradcam",
+        ["inputs={folder}", "labels=regex", r"labels.pattern=\("],
+        "labels: invalid regular expression '('",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("script", "overrides", "fragment"),
-                         [pytest.param(s, o, f, id=i) for i, s, o, f in SETTING_CASES])
+@pytest.mark.parametrize(
+    ("script", "overrides", "fragment"), [pytest.param(s, o, f, id=i) for i, s, o, f in SETTING_CASES]
+)
 def test_bad_setting_is_one_error_line(script, overrides, fragment, tmp_path, jaffe_dir):
     folder = folder_with(tmp_path, {PHOTO: (jaffe_dir / PHOTO).read_bytes()})
     args = [o.format(tmp=tmp_path, folder=folder) for o in overrides]
-    assert_one_line_error(run_script(script, *args, f"paths.log_dir={tmp_path / 'logs'}", timeout=300), fragment)
+    assert_one_line_error(
+        run_script(script, *args, f"paths.log_dir={tmp_path / 'logs'}", timeout=300), fragment
+    )
 
 
-# --- one bad entry among good photos: skipped, counted, and the run succeeds ------------------------------------
+# --- one bad entry among good photos: skipped, counted, and the run succeeds
+# ------------------------------------
 
 
 @pytest.fixture
 def mixed_folder(tmp_path, jaffe_dir) -> Path:
     """Two real photos, a zero-length and a non-image .jpg, and a symlink loop."""
-    folder = folder_with(tmp_path, {"KA.HA1.29.tiff": (jaffe_dir / "KA.HA1.29.tiff").read_bytes(),
-                                    "KL.AN1.167.tiff": (jaffe_dir / "KL.AN1.167.tiff").read_bytes(),
-                                    "KA.HA9.1.jpg": b"", "KA.HA9.2.jpg": b"not a photo"})
+    folder = folder_with(
+        tmp_path,
+        {
+            "KA.HA1.29.tiff": (jaffe_dir / "KA.HA1.29.tiff").read_bytes(),
+            "KL.AN1.167.tiff": (jaffe_dir / "KL.AN1.167.tiff").read_bytes(),
+            "KA.HA9.1.jpg": b"",
+            "KA.HA9.2.jpg": b"not a photo",
+        },
+    )
     (folder / "loop").symlink_to("loop")
     return folder
 
 
 def test_preprocess_counts_what_it_skipped(mixed_folder, tmp_path):
-    done = run_script("preprocess", *script_args("preprocess", tmp_path, mixed_folder, mixed_folder), timeout=300)
+    done = run_script(
+        "preprocess", *script_args("preprocess", tmp_path, mixed_folder, mixed_folder), timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "unreadable: 2" in done.stdout and "1 entry skipped while listing (first: 'loop': symlink loop)" in done.stdout
+    assert (
+        "unreadable: 2" in done.stdout
+        and "1 entry skipped while listing (first: 'loop': symlink loop)" in done.stdout
+    )
     report = json.loads((tmp_path / "out" / "faces.report.json").read_text())
     assert report["rows_written"] == 2 and report["unreadable"]["count"] == 2
     assert report["skipped_entries"] == {"count": 1, "files": [{"file": "loop", "reason": "symlink loop"}]}
@@ -186,7 +268,8 @@ def test_gradcam_counts_what_it_skipped(mixed_folder, tmp_path):
     assert "skipped 3 file(s): 3 could not be read, 0 without a face" in done.stdout + done.stderr
 
 
-# --- the Python API -------------------------------------------------------------------------------------------
+# --- the Python API
+# -------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -204,19 +287,43 @@ API_CASES = [  # (case, call, expected error class, fragment of the message)
     ("0x0-array", lambda p, d, t: p.predict(np.zeros((0, 0), np.uint8)), InputError, "empty (shape (0, 0))"),
     ("1-D-array", lambda p, d, t: p.predict(np.zeros(100, np.uint8)), InputError, "got shape (100,)"),
     ("NaN-image", lambda p, d, t: p.predict(np.full((64, 64), np.nan)), InputError, "NaN or infinite"),
-    ("classify-wrong-crop-shape", lambda p, d, t: p.classify([np.zeros((64, 64), np.uint8)]), InputError,
-     "crop 0 has shape (64, 64)"),
-    ("predict-many-names-the-bad-image", lambda p, d, t: p.predict_many([read_image(d / PHOTO), np.zeros((3, 0))]),
-     InputError, "images[1]: image is empty"),
+    (
+        "classify-wrong-crop-shape",
+        lambda p, d, t: p.classify([np.zeros((64, 64), np.uint8)]),
+        InputError,
+        "crop 0 has shape (64, 64)",
+    ),
+    (
+        "predict-many-names-the-bad-image",
+        lambda p, d, t: p.predict_many([read_image(d / PHOTO), np.zeros((3, 0))]),
+        InputError,
+        "images[1]: image is empty",
+    ),
     ("missing-file", lambda p, d, t: p.predict(t / "missing.jpg"), ImageReadError, "file not found"),
-    ("zero-length-file", lambda p, d, t: p.predict(write_bad("zero-length", d, t)), ImageReadError, "not an image"),
-    ("truncated-photo", lambda p, d, t: p.predict(write_bad("truncated", d, t)), ImageReadError, "cannot decode"),
-    ("not-an-image-with-jpg-suffix", lambda p, d, t: p.predict(write_bad("not-an-image", d, t)), ImageReadError,
-     "not an image"),
+    (
+        "zero-length-file",
+        lambda p, d, t: p.predict(write_bad("zero-length", d, t)),
+        ImageReadError,
+        "not an image",
+    ),
+    (
+        "truncated-photo",
+        lambda p, d, t: p.predict(write_bad("truncated", d, t)),
+        ImageReadError,
+        "cannot decode",
+    ),
+    (
+        "not-an-image-with-jpg-suffix",
+        lambda p, d, t: p.predict(write_bad("not-an-image", d, t)),
+        ImageReadError,
+        "not an image",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call", "error", "fragment"), [pytest.param(c, e, f, id=i) for i, c, e, f in API_CASES])
+@pytest.mark.parametrize(
+    ("call", "error", "fragment"), [pytest.param(c, e, f, id=i) for i, c, e, f in API_CASES]
+)
 def test_bad_api_input_raises_the_specific_error(call, error, fragment, predictor, jaffe_dir, tmp_path):
     with pytest.raises(error) as info:
         call(predictor, jaffe_dir, tmp_path)
@@ -226,5 +333,7 @@ def test_bad_api_input_raises_the_specific_error(call, error, fragment, predicto
 
 def test_float_image_in_0_255_finds_the_face(predictor, jaffe_dir):
     gray = read_image(jaffe_dir / PHOTO)
-    (face,) = predictor.predict(gray.astype(np.float32), color="gray")  # was clipped to a white frame: no face
+    (face,) = predictor.predict(
+        gray.astype(np.float32), color="gray"
+    )  # was clipped to a white frame: no face
     assert face.box == predictor.predict(gray, color="gray")[0].box

@@ -1,5 +1,5 @@
-"""Bad input to scripts/train.py: each case is one specific `error:` line on stderr, exit 1, no traceback, and no
-run output left that looks like a result. Real processes, real configs, real FER2013."""
+"""Bad input to scripts/train.py: each case is one specific `error:` line on stderr, exit 1, no traceback, and
+no run output left that looks like a result. Real processes, real configs, real FER2013."""
 
 from __future__ import annotations
 
@@ -18,13 +18,21 @@ CASES = {
     "negative_lr": (["model.optimizer.lr=-0.1"], "model.optimizer.lr=-0.1: expected a number >= 0"),
     "limit_fraction_above_one": (["trainer.limit_train_batches=2.5"], "trainer.limit_train_batches=2.5"),
     "label_smoothing_one": (["model.label_smoothing=1.0"], "model.label_smoothing=1.0"),
-    "ckpt_path_missing": (["ckpt_path=/nonexistent/last.ckpt"], "checkpoint not found: looked for /nonexistent"),
+    "ckpt_path_missing": (
+        ["ckpt_path=/nonexistent/last.ckpt"],
+        "checkpoint not found: looked for /nonexistent",
+    ),
     "ckpt_path_weights_file": ([f"ckpt_path={WEIGHTS}"], f"ckpt_path={WEIGHTS} is a weights-only file"),
     "ckpt_path_text_file": ([f"ckpt_path={ROOT / 'README.md'}"], f"{ROOT / 'README.md'} is not a readable"),
-    "init_weights_missing": (["init_weights=/nonexistent/w.pt"], "checkpoint not found: looked for /nonexistent"),
+    "init_weights_missing": (
+        ["init_weights=/nonexistent/w.pt"],
+        "checkpoint not found: looked for /nonexistent",
+    ),
     "fer2013_csv_missing": (["data.source.path=/nonexistent/fer2013.csv"], "FER2013 CSV not found"),
-    "teacher_targets_missing": (["data.teacher_targets=/nonexistent/t.pt", "model.distillation_weight=0.5"],
-                                "teacher targets not found: /nonexistent/t.pt"),
+    "teacher_targets_missing": (
+        ["data.teacher_targets=/nonexistent/t.pt", "model.distillation_weight=0.5"],
+        "teacher targets not found: /nonexistent/t.pt",
+    ),
 }
 
 

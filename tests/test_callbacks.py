@@ -6,9 +6,10 @@ from omegaconf import open_dict
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from fer_lightning.callbacks import GradCAMPanels
+from fer_lightning.callbacks import GradCAMPanels, class_names
+from fer_lightning.emotions import EMOTIONS
 from fer_lightning.explain.panels import panel_size
-from fer_lightning.tasks.train import train
+from fer_lightning.tasks.train import run as train
 from tests.conftest import TINY_TRAIN, compose_config
 
 
@@ -59,3 +60,13 @@ def test_every_n_epochs_counts_from_one_and_always_logs_the_last_epoch():
     assert [e + 1 for e, d in enumerate(due) if d] == [3, 6, 7]
     with pytest.raises(ValueError, match="must be >= 1"):
         GradCAMPanels(every_n_epochs=0)
+
+
+def test_panels_name_the_classes_the_module_predicts():
+    class Plain:  # FERClassifier: no classes attribute, it predicts EMOTIONS
+        pass
+
+    class Named:
+        classes = ("happy", "sad")
+
+    assert class_names(Plain()) == list(EMOTIONS) and class_names(Named()) == ["happy", "sad"]

@@ -1,22 +1,26 @@
-"""Weights files: export from a real Lightning checkpoint, load both formats, and clear errors for bad ones."""
+"""Weights files: export from a real Lightning checkpoint, load both formats, and clear errors for bad
+ones."""
+
+import re
 
 import pytest
 import torch
 
 from fer_lightning import checkpoints
+from fer_lightning.models import registry
+from fer_lightning.utils.config_checks import checkpoint_paths
+from fer_lightning.utils.io import writable_file
 from fer_lightning.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
     CheckpointNotFoundError,
-    checkpoint_paths,
     export_weights,
     load_network,
-    writable_file,
 )
 from fer_lightning.data.fer2013 import load_fer2013_csv
-from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import ConfigError, UnsafeCheckpointError
+from fer_lightning.inference import to_model_input
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +123,22 @@ def test_files_that_are_not_checkpoints(tmp_path, tiny_checkpoint):
 
 
 def test_a_network_class_joins_the_allow_list_by_its_dotted_name(tmp_path, monkeypatch):
-    """``ALLOWED_NETWORKS`` is the one place a new architecture is registered; until then its files are refused."""
+    """``ALLOWED_NETWORKS`` is the one place a new architecture is registered; until then its files are
+    refused."""
     linear = torch.nn.Linear(4, 7)
     path = tmp_path / "linear.pt"
-    torch.save({"net_config": {"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 7},
-                "state_dict": linear.state_dict(), "classes": list(EMOTIONS), "meta": {}}, path)
+    torch.save(
+        {
+            "net_config": {"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 7},
+            "state_dict": linear.state_dict(),
+            "classes": list(EMOTIONS),
+            "meta": {},
+        },
+        path,
+    )
     with pytest.raises(UnsafeCheckpointError, match="refused to build 'torch.nn.Linear'"):
         load_network(path)
-    monkeypatch.setattr(checkpoints, "ALLOWED_NETWORKS", (*checkpoints.ALLOWED_NETWORKS, "torch.nn.Linear"))
+    monkeypatch.setattr(registry, "ALLOWED_NETWORKS", (*registry.ALLOWED_NETWORKS, "torch.nn.Linear"))
     net, _ = load_network(path)
     assert isinstance(net, torch.nn.Linear) and torch.equal(net.weight, linear.weight)
 
@@ -134,10 +146,17 @@ def test_a_network_class_joins_the_allow_list_by_its_dotted_name(tmp_path, monke
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        pytest.param({"num_classes": torch.tensor(7)}, "net_config.num_classes is a Tensor", id="tensor-argument"),
-        pytest.param({"widths": [16, {"_convert_": "all"}]}, r"net_config.widths\[1\] holds the key '_convert_'",
-                     id="hydra-key-in-a-list"),
-        pytest.param({"_recursive_": False}, "net_config holds the key '_recursive_'", id="top-level-hydra-key"),
+        pytest.param(
+            {"num_classes": torch.tensor(7)}, "net_config.num_classes is a Tensor", id="tensor-argument"
+        ),
+        pytest.param(
+            {"widths": [16, {"_convert_": "all"}]},
+            r"net_config.widths\[1\] holds the key '_convert_'",
+            id="hydra-key-in-a-list",
+        ),
+        pytest.param(
+            {"_recursive_": False}, "net_config holds the key '_recursive_'", id="top-level-hydra-key"
+        ),
     ],
 )
 def test_network_arguments_in_a_file_must_be_plain_literals(arguments, message, tiny_weights, tmp_path):
@@ -166,16 +185,31 @@ def cut_in_half(source, path):
 # each writer gets (path to write, the tiny weights file's dict, the tiny Lightning checkpoint's path)
 BROKEN_FILES = [
     pytest.param(lambda path, w, ckpt: path.touch(), "is empty (0 bytes)", id="empty-file"),
-    pytest.param(lambda path, w, ckpt: cut_in_half(ckpt, path), "is truncated or corrupted", id="truncated-ckpt"),
-    pytest.param(lambda path, w, ckpt: torch.save(torch.nn.Linear(2, 2), path),
-                 "pickles the Python object torch.nn.modules.linear.Linear", id="pickled-module"),
-    pytest.param(lambda path, w, ckpt: torch.save({**w, "state_dict": [1, 2]}, path),
-                 "its 'state_dict' is a list", id="state-dict-not-a-mapping"),
-    pytest.param(lambda path, w, ckpt: torch.save({**w, "state_dict": {**w["state_dict"], "classifier.weight": "0"}},
-                                                  path),
-                 "state_dict entry 'classifier.weight' is a str", id="weights-not-tensors"),
-    pytest.param(lambda path, w, ckpt: torch.save({**w, "classes": 7}, path),
-                 "'classes' must be a list of class names", id="classes-not-names"),
+    pytest.param(
+        lambda path, w, ckpt: cut_in_half(ckpt, path), "is truncated or corrupted", id="truncated-ckpt"
+    ),
+    pytest.param(
+        lambda path, w, ckpt: torch.save(torch.nn.Linear(2, 2), path),
+        "pickles the Python object torch.nn.modules.linear.Linear",
+        id="pickled-module",
+    ),
+    pytest.param(
+        lambda path, w, ckpt: torch.save({**w, "state_dict": [1, 2]}, path),
+        "its 'state_dict' is a list",
+        id="state-dict-not-a-mapping",
+    ),
+    pytest.param(
+        lambda path, w, ckpt: torch.save(
+            {**w, "state_dict": {**w["state_dict"], "classifier.weight": "0"}}, path
+        ),
+        "state_dict entry 'classifier.weight' is a str",
+        id="weights-not-tensors",
+    ),
+    pytest.param(
+        lambda path, w, ckpt: torch.save({**w, "classes": 7}, path),
+        "'classes' must be a list of class names",
+        id="classes-not-names",
+    ),
 ]
 
 
@@ -203,3 +237,24 @@ def test_checkpoints_setting_and_output_paths_are_checked(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ConfigError, match="file.txt is a file, not a folder"):
         writable_file(tmp_path / "file.txt" / "soup.pt", "the soup (output=)")
+
+
+def test_format_version_is_checked_on_load(tmp_path):
+    data = torch.load(checkpoints.DEFAULT_WEIGHTS, weights_only=True)
+    assert data["meta"]["format_version"] == checkpoints.FORMAT_VERSION
+    newer = tmp_path / "newer.pt"
+    torch.save({**data, "meta": {**data["meta"], "format_version": checkpoints.FORMAT_VERSION + 1}}, newer)
+    with pytest.raises(
+        CheckpointError,
+        match=rf"{re.escape(str(newer))} is in checkpoint format {checkpoints.FORMAT_VERSION + 1}, "
+        "newer than .*; upgrade fer-lightning to load it",
+    ) as error:
+        load_network(newer)
+    assert "\n" not in str(error.value)
+    damaged = tmp_path / "damaged.pt"
+    torch.save({**data, "meta": {"format_version": "two"}}, damaged)
+    with pytest.raises(CheckpointError, match="meta.format_version is 'two', not a whole number"):
+        load_network(damaged)
+    unversioned = tmp_path / "unversioned.pt"  # written before the version was recorded: format 1
+    torch.save({k: v for k, v in data.items() if k != "meta"}, unversioned)
+    assert load_network(unversioned)[1] == data["classes"]

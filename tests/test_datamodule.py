@@ -58,7 +58,9 @@ def test_batch_augment_changes_images_but_keeps_shape_and_range():
 def test_augmentation_configs_build_and_run(tmp_path, arrays, augmentation):
     cfg = compose_config("train", [f"data/augmentation={augmentation}"], tmp_path)
     dm = hydra.utils.instantiate(cfg.data, source=lambda: arrays)
-    expected = {"batch": BatchAugment, "albumentations": AlbumentationsAugment, "none": type(None)}[augmentation]
+    expected = {"batch": BatchAugment, "albumentations": AlbumentationsAugment, "none": type(None)}[
+        augmentation
+    ]
     assert isinstance(dm.augmentation, expected)
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (128, 1, 48, 48) and images.dtype == torch.uint8
@@ -82,26 +84,43 @@ def only(arrays: FERArrays, *splits: str) -> FERArrays:
 def test_fitting_without_training_rows_is_one_clear_error(arrays):
     """Before: PyTorch's 'num_samples should be a positive integer value, but got num_samples=0'."""
     dm = FERDataModule(lambda: only(arrays, "public", "private"))
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     with pytest.raises(FERDataError) as err:
         trainer.fit(BoringModel(), datamodule=dm)
-    assert str(err.value) == ("/data/part.csv: no Training rows to train on: use data with Training rows, "
-                              "or only evaluate it (scripts/eval.py)")
+    assert str(err.value) == (
+        "/data/part.csv: no Training rows to train on: use data with Training rows, "
+        "or only evaluate it (scripts/eval.py)"
+    )
 
 
 @pytest.mark.parametrize(
     ("splits", "val_splits", "stage", "message"),
     [
-        (("train", "private"), ["public"], "fit",
-         "no PublicTest rows to validate on (data.val_splits=['public'])"),
+        (
+            ("train", "private"),
+            ["public"],
+            "fit",
+            "no PublicTest rows to validate on (data.val_splits=['public'])",
+        ),
         (("train", "public"), ["public", "private"], "fit", "no PrivateTest rows to validate on"),
         (("train", "private"), ["public"], "validate", "no PublicTest rows to validate on"),
         (("train", "public"), ["public"], "test", "no PrivateTest rows to test on (data.test_split=private)"),
         (("train", "public"), ["public"], "predict", "no PrivateTest rows to test on"),
     ],
-    ids=["fit-no-public", "fit-no-private-validation", "validate-no-public", "test-no-private",
-         "predict-no-private"],
+    ids=[
+        "fit-no-public",
+        "fit-no-private-validation",
+        "validate-no-public",
+        "test-no-private",
+        "predict-no-private",
+    ],
 )
 def test_a_stage_whose_split_has_no_rows_is_refused(arrays, splits, val_splits, stage, message):
     """Before: fitting without PublicTest rows ran to the end, exit 0, without validation or test metrics."""
@@ -121,7 +140,8 @@ def test_evaluation_only_data_needs_only_its_own_split(arrays):
 
 
 def test_fast_affine_grid_equals_torch_affine_grid():
-    """BatchAugment's matmul grid (~50x cheaper on the CPU) must be F.affine_grid's, for any size and theta."""
+    """BatchAugment's matmul grid (~50x cheaper on the CPU) must be F.affine_grid's, for any size and
+    theta."""
     from torch.nn.functional import affine_grid as torch_affine_grid
 
     from fer_lightning.data.transforms import affine_grid

@@ -1,4 +1,5 @@
-"""Offline distillation: teacher targets from real checkpoints, the soft-label loss, fine-tuning from weights."""
+"""Offline distillation: teacher targets from real checkpoints, the soft-label loss, fine-tuning from
+weights."""
 
 import json
 
@@ -14,7 +15,7 @@ from fer_lightning.data.fer2013 import load_fer2013_csv
 from fer_lightning.data.teacher_targets import TeacherTargetsError, load_teacher_targets
 from fer_lightning.models.classifier import FERClassifier
 from fer_lightning.models.mini_xception import MiniXception
-from fer_lightning.tasks.train import train
+from fer_lightning.tasks.train import run as train
 from tests.conftest import TINY_TRAIN, compose_config, run_script
 
 
@@ -22,14 +23,21 @@ from tests.conftest import TINY_TRAIN, compose_config, run_script
 def real_targets(tmp_path_factory, cache_dir, data_dir):
     """Teacher targets for the real Training faces from the shipped weights, made by the real script."""
     out = tmp_path_factory.mktemp("teacher") / "targets.pt"
-    result = run_script("teacher_targets", f"checkpoints=[{DEFAULT_WEIGHTS}]", "tta=null", f"output={out}",
-                        f"hydra.run.dir={out.parent}")
+    result = run_script(
+        "teacher_targets",
+        f"checkpoints=[{DEFAULT_WEIGHTS}]",
+        "tta=null",
+        f"output={out}",
+        f"hydra.run.dir={out.parent}",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return out, result.stdout
 
 
 def train_labels(data_dir, cache_dir) -> torch.Tensor:
-    return torch.from_numpy(load_fer2013_csv(data_dir / "fer2013" / "fer2013.csv.gz", cache_dir).split("train")[1])
+    return torch.from_numpy(
+        load_fer2013_csv(data_dir / "fer2013" / "fer2013.csv.gz", cache_dir).split("train")[1]
+    )
 
 
 def test_teacher_targets_script_labels_the_real_training_faces(real_targets, data_dir, cache_dir):
@@ -39,7 +47,9 @@ def test_teacher_targets_script_labels_the_real_training_faces(real_targets, dat
     assert probs.shape == (28709, 7)
     assert torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-4) and probs.min() >= 0
     meta = torch.load(path, weights_only=True)["meta"]
-    assert meta["train/ensemble_acc"] == pytest.approx(float((probs.argmax(1) == labels).float().mean()), abs=1e-4)
+    assert meta["train/ensemble_acc"] == pytest.approx(
+        float((probs.argmax(1) == labels).float().mean()), abs=1e-4
+    )
     # one teacher without TTA scores PublicTest exactly as evaluation measured the shipped weights
     shipped = torch.load(DEFAULT_WEIGHTS, weights_only=True)["meta"]
     assert meta["public/ensemble_acc"] == pytest.approx(shipped["publictest_acc"], abs=1e-4)
@@ -63,7 +73,9 @@ def test_a_targets_file_for_other_data_is_refused(real_targets, data_dir, cache_
 @torch.no_grad()
 def test_distillation_loss_mixes_labels_and_teacher_probabilities():
     torch.manual_seed(0)
-    model = FERClassifier(MiniXception(), optimizer=torch.optim.SGD, distillation_weight=0.7, channels_last=False)
+    model = FERClassifier(
+        MiniXception(), optimizer=torch.optim.SGD, distillation_weight=0.7, channels_last=False
+    )
     model.eval()  # fixed BatchNorm statistics: every call sees the same logits
     x, y = torch.randn(8, 1, 48, 48), torch.randint(0, 7, (8,))
     logits = model(x)
@@ -76,8 +88,11 @@ def test_distillation_loss_mixes_labels_and_teacher_probabilities():
     assert model._step((x, y))[0] == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-5)  # validation
 
 
-def test_distillation_trains_on_real_fer2013_with_targets_in_training_batches_only(real_targets, train_cfg, tmp_path):
-    """Same seed, same batches and augmentations, lr 0: only the teacher term can change the logged training loss."""
+def test_distillation_trains_on_real_fer2013_with_targets_in_training_batches_only(
+    real_targets, train_cfg, tmp_path
+):
+    """Same seed, same batches and augmentations, lr 0: only the teacher term can change the logged training
+    loss."""
     with open_dict(train_cfg):
         train_cfg.model.optimizer.lr = 0.0
         train_cfg.test = False
@@ -128,12 +143,21 @@ def test_distill_experiment_is_the_ema_recipe_trained_on_teacher_targets(tmp_pat
     ema = compose_config("train", ["experiment=fer2013_ema"], tmp_path)
     assert distill.model.distillation_weight > 0 and distill.data.teacher_targets.endswith(".pt")
     assert distill.init_weights is None  # a student from scratch, not a fine-tune of a teacher
-    assert distill.data.augmentation == ema.data.augmentation and distill.model.optimizer == ema.model.optimizer
-    assert distill.callbacks.ema == ema.callbacks.ema and distill.model.label_smoothing == ema.model.label_smoothing
+    assert (
+        distill.data.augmentation == ema.data.augmentation and distill.model.optimizer == ema.model.optimizer
+    )
+    assert (
+        distill.callbacks.ema == ema.callbacks.ema
+        and distill.model.label_smoothing == ema.model.label_smoothing
+    )
 
 
 def test_teacher_targets_script_names_a_missing_teacher(tmp_path):
-    result = run_script("teacher_targets", f"checkpoints=[{tmp_path / 'nope.ckpt'}]", f"output={tmp_path / 'o.pt'}",
-                        f"hydra.run.dir={tmp_path}")
+    result = run_script(
+        "teacher_targets",
+        f"checkpoints=[{tmp_path / 'nope.ckpt'}]",
+        f"output={tmp_path / 'o.pt'}",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 1 and "checkpoint not found" in result.stderr and "nope.ckpt" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "o.pt").exists()

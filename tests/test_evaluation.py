@@ -14,11 +14,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from fer_lightning import checkpoints
 from fer_lightning.checkpoints import CheckpointNotFoundError, load_network
 from fer_lightning.data.fer2013 import load_fer2013_csv
-from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import ConfigError
-from fer_lightning.evaluation import evaluate, most_confident_mistakes, split_names
-from fer_lightning.tta import normalise_modes, views
+from fer_lightning.evaluation import most_confident_mistakes
+from fer_lightning.inference import normalise_modes, to_model_input, views
+from fer_lightning.tasks.eval import run as evaluate
+from fer_lightning.tasks.eval import split_names
 from fer_lightning.utils.threads import intra_op_threads
 from tests.conftest import compose_config, run_script
 
@@ -124,8 +125,11 @@ def test_without_a_checkpoint_evaluation_says_one_is_needed(tmp_path, cache_dir,
 def test_split_names_accept_usage_names_and_name_the_valid_ones():
     assert split_names(["PrivateTest", "public", "private"], "splits") == ["private", "public"]
     assert split_names("Training", "splits") == ["train"] and split_names(None, "figure_splits") == []
-    with pytest.raises(ConfigError, match=r"unknown split\(s\) \['validation'\] in splits=\['validation'\]; expected "
-                       r"any of train, public, private \(or FER2013's Training, PublicTest, PrivateTest\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown split\(s\) \['validation'\] in splits=\['validation'\]; expected "
+        r"any of train, public, private \(or FER2013's Training, PublicTest, PrivateTest\)",
+    ):
         split_names(["validation"], "splits")
 
 
@@ -136,14 +140,23 @@ def test_split_names_accept_usage_names_and_name_the_valid_ones():
         pytest.param("splits=[]", "splits is empty", id="no-split"),
         pytest.param("figure_splits=[nope]", "in figure_splits=", id="unknown-figure-split"),
         pytest.param("tta=[hflip,fivecrop]", r"unknown TTA mode\(s\) \['fivecrop'\]", id="unknown-tta"),
-        pytest.param("batch_size=0", "batch_size=0 must be a whole number of at least 1", id="zero-batch-size"),
-        pytest.param("max_faces=-5", "max_faces=-5 must be a whole number of at least 1 or null", id="negative-max-faces"),
+        pytest.param(
+            "batch_size=0", "batch_size=0 must be a whole number of at least 1", id="zero-batch-size"
+        ),
+        pytest.param(
+            "max_faces=-5",
+            "max_faces=-5 must be a whole number of at least 1 or null",
+            id="negative-max-faces",
+        ),
         pytest.param("threads=0", "threads=0 must be", id="zero-threads"),
     ],
 )
-def test_bad_settings_are_refused_before_the_checkpoint_or_the_data_load(override, message, tmp_path, cache_dir,
-                                                                        monkeypatch):
-    monkeypatch.setattr(checkpoints, "DEFAULT_WEIGHTS", tmp_path / "absent.pt")  # loading it would fail differently
+def test_bad_settings_are_refused_before_the_checkpoint_or_the_data_load(
+    override, message, tmp_path, cache_dir, monkeypatch
+):
+    monkeypatch.setattr(
+        checkpoints, "DEFAULT_WEIGHTS", tmp_path / "absent.pt"
+    )  # loading it would fail differently
     with pytest.raises(ConfigError, match=message):
         evaluate(eval_cfg(tmp_path, cache_dir, override))
     assert not (tmp_path / "metrics.json").exists()
@@ -159,8 +172,17 @@ def test_most_confident_mistakes_are_wrong_and_sorted():
 def test_eval_script_writes_metrics_in_its_run_dir(tiny_weights, tmp_path, cache_dir):
     env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
     # FER2013's Usage names are accepted and reported under the project's split names
-    done = run_script("eval", f"ckpt_path={tiny_weights}", f"paths.log_dir={tmp_path}", "tta=hflip",
-                      "max_faces=100", "threads=1", "splits=[PrivateTest,PublicTest]", env=env, timeout=300)
+    done = run_script(
+        "eval",
+        f"ckpt_path={tiny_weights}",
+        f"paths.log_dir={tmp_path}",
+        "tta=hflip",
+        "max_faces=100",
+        "threads=1",
+        "splits=[PrivateTest,PublicTest]",
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (tmp_path / "eval" / "runs").iterdir()
     saved = json.loads((run / "metrics.json").read_text())
@@ -170,7 +192,8 @@ def test_eval_script_writes_metrics_in_its_run_dir(tiny_weights, tmp_path, cache
 
 
 def test_shipped_weights_reproduce_the_accuracy_recorded_with_them(tmp_path, cache_dir):
-    """The figures in the shipped file's metadata (and so in docs/results.md) are what evaluation measures now."""
+    """The figures in the shipped file's metadata (and so in docs/results.md) are what evaluation measures
+    now."""
     meta = torch.load(checkpoints.DEFAULT_WEIGHTS, weights_only=True)["meta"]
     metrics = evaluate(eval_cfg(tmp_path, cache_dir))  # ckpt_path=null: the shipped weights
     assert metrics["private/n"] == 3589 and metrics["public/n"] == 3589

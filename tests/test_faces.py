@@ -79,8 +79,12 @@ def test_largest_face_wins_and_all_boxes_are_returned(face_photo):
 @pytest.mark.parametrize("form", ["gray", "rgb", "bgr", "rgba"])
 def test_detect_accepts_gray_rgb_bgr_and_rgba_arrays(face_photo, form):
     rgb = cv2.cvtColor(face_photo, cv2.COLOR_GRAY2RGB)
-    image = {"gray": face_photo, "rgb": rgb, "bgr": rgb[:, :, ::-1].copy(),
-             "rgba": np.dstack([rgb, np.full(face_photo.shape, 255, np.uint8)])}[form]
+    image = {
+        "gray": face_photo,
+        "rgb": rgb,
+        "bgr": rgb[:, :, ::-1].copy(),
+        "rgba": np.dstack([rgb, np.full(face_photo.shape, 255, np.uint8)]),
+    }[form]
     boxes = DlibDetector().detect(image, bgr=form == "bgr")
     assert boxes and boxes[0] == DlibDetector().detect(face_photo)[0]
 
@@ -145,8 +149,12 @@ def test_truncated_jpeg_and_non_images_raise_image_read_error(tmp_path, face_pho
     text.write_text("this is not a photo\n")
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    for path, reason in [(truncated, "cannot decode"), (text, "not an image"), (empty, "not an image"),
-                         (tmp_path / "missing.jpg", "file not found")]:
+    for path, reason in [
+        (truncated, "cannot decode"),
+        (text, "not an image"),
+        (empty, "not an image"),
+        (tmp_path / "missing.jpg", "file not found"),
+    ]:
         with pytest.raises(ImageReadError, match=reason) as info:
             read_image(path)
         assert info.value.path == str(path)
@@ -212,10 +220,14 @@ def test_float_arrays_in_0_255_or_0_1_decode_alike_and_bad_arrays_are_input_erro
     assert np.abs(as_uint8_image(as_float / 255).astype(int) - face_photo).max() <= 1  # 0..1 floats: scaled
     assert np.array_equal(as_uint8_image(face_photo.astype(np.int64)), face_photo)
     assert DlibDetector().detect(as_float) == DlibDetector().detect(face_photo)
-    bad = {"empty": (np.zeros((0, 0)), "shape (0, 0)"), "1-D": (np.zeros(10), "got shape (10,)"),
-           "2 channels": (np.zeros((4, 4, 2), np.uint8), "got shape (4, 4, 2)"),
-           "NaN": (np.full((8, 8), np.nan), "NaN or infinite"), "bool": (np.zeros((4, 4), bool), "dtype bool"),
-           "int out of range": (np.full((4, 4), 300), "values span 300..300")}
+    bad = {
+        "empty": (np.zeros((0, 0)), "shape (0, 0)"),
+        "1-D": (np.zeros(10), "got shape (10,)"),
+        "2 channels": (np.zeros((4, 4, 2), np.uint8), "got shape (4, 4, 2)"),
+        "NaN": (np.full((8, 8), np.nan), "NaN or infinite"),
+        "bool": (np.zeros((4, 4), bool), "dtype bool"),
+        "int out of range": (np.full((4, 4), 300), "values span 300..300"),
+    }
     for name, (array, message) in bad.items():
         with pytest.raises(InputError, match=re.escape(message)) as info:
             to_gray(array)

@@ -137,8 +137,10 @@ def test_truncated_gzip_is_reported_as_truncated(tmp_path, data_dir, cut):
     path.write_bytes(data)
     with pytest.raises(FERDataError) as err:
         parse_fer2013_csv(path)
-    assert str(err.value) == (f"{path}: truncated gzip (stream ended before its end marker after {len(data)} "
-                              f"bytes): re-download or re-compress it")
+    assert str(err.value) == (
+        f"{path}: truncated gzip (stream ended before its end marker after {len(data)} "
+        f"bytes): re-download or re-compress it"
+    )
 
 
 def test_concatenated_gzip_members_are_all_read_and_trailing_garbage_is_refused(tmp_path, data_dir):
@@ -161,8 +163,9 @@ def test_pixel_values_are_range_checked_before_narrowing(tmp_path, data_dir, val
     path.write_bytes(b"".join(lines))
     with pytest.raises(FERDataError) as err:
         parse_fer2013_csv(path)
-    assert str(err.value) == (f"{path}, line 4: pixel value {value.decode()!r} is not an integer in 0..255: "
-                              f"fix or remove that row")
+    assert str(err.value) == (
+        f"{path}, line 4: pixel value {value.decode()!r} is not an integer in 0..255: fix or remove that row"
+    )
 
 
 def test_any_whitespace_between_pixels_and_quoted_fields_parse_as_the_plain_file(tmp_path, data_dir):
@@ -171,8 +174,9 @@ def test_any_whitespace_between_pixels_and_quoted_fields_parse_as_the_plain_file
     plain.write_bytes(b"".join(lines))
     expected = parse_fer2013_csv(plain)
     spaced = tmp_path / "spaced.csv"
-    spaced.write_bytes(lines[0] + b"".join(line.replace(b" ", b" \t ", 7).replace(b" ", b"  ", 3)
-                                           for line in lines[1:]))
+    spaced.write_bytes(
+        lines[0] + b"".join(line.replace(b" ", b" \t ", 7).replace(b" ", b"  ", 3) for line in lines[1:])
+    )
     quoted = tmp_path / "quoted.csv"  # what pandas' to_csv(quoting=QUOTE_ALL) writes, header included
     with quoted.open("w", newline="") as f:
         csv.writer(f, quoting=csv.QUOTE_ALL).writerows(line.decode().strip().split(",") for line in lines)

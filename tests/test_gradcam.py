@@ -1,4 +1,5 @@
-"""Grad-CAM family via pytorch-grad-cam on real faces: maps, the in-place ReLU pitfall, panels and the script."""
+"""Grad-CAM family via pytorch-grad-cam on real faces: maps, the in-place ReLU pitfall, panels and the
+script."""
 
 import copy
 import shutil
@@ -13,14 +14,14 @@ from torch import nn
 
 from fer_lightning.checkpoints import load_network
 from fer_lightning.data.fer2013 import load_fer2013_csv
-from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import InputError
 from fer_lightning.explain.gradcam import GradCAMExplainer, default_target_layer
 from fer_lightning.explain.panels import COLUMNS, panel_size, save_panels
-from fer_lightning.tasks.gradcam import review_photos
+from fer_lightning.inference import to_model_input
+from fer_lightning.tasks import gradcam as gradcam_task
 from fer_lightning.utils.threads import intra_op_threads
-from tests.conftest import compose_config, run_script
+from tests.conftest import compose_config, run_script, unreadable_photos
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +119,16 @@ def test_panel_pages_have_the_expected_pixel_size(net, faces, tmp_path):
 
 
 def test_gradcam_script_saves_a_panel_grid_for_photos(tiny_weights, jaffe_dir, tmp_path):
-    done = run_script("gradcam", f"inputs={jaffe_dir}", f"ckpt_path={tiny_weights}", "max_faces=3", "labels=jaffe",
-                      "target_layer=classifier", f"paths.log_dir={tmp_path}", timeout=300)
+    done = run_script(
+        "gradcam",
+        f"inputs={jaffe_dir}",
+        f"ckpt_path={tiny_weights}",
+        "max_faces=3",
+        "labels=jaffe",
+        "target_layer=classifier",
+        f"paths.log_dir={tmp_path}",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (tmp_path / "gradcam" / "runs").iterdir()
     assert sorted(p.name for p in run.glob("*.png")) == ["gradcam_panels_000.png"]
@@ -128,14 +137,13 @@ def test_gradcam_script_saves_a_panel_grid_for_photos(tiny_weights, jaffe_dir, t
 
 
 def test_no_readable_photo_is_an_input_error_and_skipped_files_are_counted(jaffe_dir, tmp_path, caplog):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    (folder / "empty.jpg").write_bytes(b"")
-    (folder / "notes.jpg").write_text("not a photo")
-    with pytest.raises(InputError, match=r"no face to explain \(2 file\(s\) could not be read, 0 photo\(s\) without"):
-        review_photos(compose_config("gradcam", [f"inputs={folder}"], tmp_path / "none"))
+    folder = unreadable_photos(tmp_path / "photos")
+    with pytest.raises(
+        InputError, match=r"no face to explain \(2 file\(s\) could not be read, 0 photo\(s\) without"
+    ):
+        gradcam_task.run(compose_config("gradcam", [f"inputs={folder}"], tmp_path / "none"))
     shutil.copy(jaffe_dir / "KA.AN1.39.tiff", folder)
     (folder / "loop").symlink_to("loop")
-    pages = review_photos(compose_config("gradcam", [f"inputs={folder}"], tmp_path / "one"))
+    pages = gradcam_task.run(compose_config("gradcam", [f"inputs={folder}"], tmp_path / "one"))
     assert len(pages) == 1 and "skipped 3 file(s): 3 could not be read, 0 without a face" in caplog.text
     assert "loop: skipped: symlink loop" in caplog.text

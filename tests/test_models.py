@@ -29,7 +29,9 @@ def test_mini_xception_output_shape(size, cam_size):
 def test_batchnorm_momentum_is_the_keras_equivalent_by_default():
     moms = {m.momentum for m in MiniXception().modules() if isinstance(m, torch.nn.BatchNorm2d)}
     assert moms == {KERAS_BN_MOMENTUM} == {0.01}
-    moms = {m.momentum for m in MiniXception(bn_momentum=0.99).modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    moms = {
+        m.momentum for m in MiniXception(bn_momentum=0.99).modules() if isinstance(m, torch.nn.BatchNorm2d)
+    }
     assert moms == {0.99}
 
 
@@ -40,8 +42,8 @@ def test_vgg_backbone_shape_and_size():
 
 
 def test_subsampled_shortcut_equals_the_strided_convolution_it_replaces():
-    """Same weights, same output and gradients as nn.Conv2d(c_in, c_out, 1, stride=2) (evaluated in NCHW and one
-    thread, where the strided kernel is safe)."""
+    """Same weights, same output and gradients as nn.Conv2d(c_in, c_out, 1, stride=2) (evaluated in NCHW and
+    one thread, where the strided kernel is safe)."""
     from fer_lightning.models.mini_xception import SubsampledPointwiseConv2d
 
     torch.manual_seed(0)
@@ -50,7 +52,10 @@ def test_subsampled_shortcut_equals_the_strided_convolution_it_replaces():
     strided.load_state_dict(fixed.state_dict())  # same keys: the shipped weights load unchanged
     x = torch.randn(4, 8, 45, 44, requires_grad=True)  # odd and even sizes: both round up as the stride does
     for layout in (torch.contiguous_format, torch.channels_last):
-        a, b = x.detach().contiguous(memory_format=layout).requires_grad_(), x.detach().clone().requires_grad_()
+        a, b = (
+            x.detach().contiguous(memory_format=layout).requires_grad_(),
+            x.detach().clone().requires_grad_(),
+        )
         out_a, out_b = fixed(a), strided(b)
         torch.testing.assert_close(out_a, out_b)
         out_a.square().sum().backward()
@@ -66,7 +71,8 @@ ODD_BATCH_PROBE = """
 import sys, hydra, torch
 from omegaconf import OmegaConf
 torch.set_num_threads(2)
-net = hydra.utils.instantiate(OmegaConf.load(sys.argv[1]).net).to(memory_format=torch.channels_last).train()
+factory = hydra.utils.instantiate(OmegaConf.load(sys.argv[1]).net)  # conf/model/*.yaml: net is a factory
+net = factory().to(memory_format=torch.channels_last).train()
 for n in (3, 5, 37):
     x = torch.randn(n, 1, 48, 48).contiguous(memory_format=torch.channels_last)
     net(x).logsumexp(1).sum().backward()
@@ -76,9 +82,14 @@ print("ok")
 
 @pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "conf" / "model").glob("*.yaml")))
 def test_every_model_config_trains_on_odd_batches_in_channels_last_with_two_threads(config):
-    """FER2013's last Training batch is odd (28,709 mod 128 = 37). With torch 2.14.1 a strided 1x1 convolution's
-    weight gradient crashed the process there (segfault), so this runs in a child process: a crash is a failure
-    here, not the end of the test run."""
-    done = subprocess.run([sys.executable, "-c", ODD_BATCH_PROBE, str(ROOT / "conf" / "model" / config)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    """FER2013's last Training batch is odd (28,709 mod 128 = 37). With torch 2.14.1 a strided 1x1
+    convolution's weight gradient crashed the process there (segfault), so this runs in a child process: a
+    crash is a failure here, not the end of the test run."""
+    done = subprocess.run(
+        [sys.executable, "-c", ODD_BATCH_PROBE, str(ROOT / "conf" / "model" / config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])

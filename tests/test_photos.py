@@ -1,4 +1,5 @@
-"""Photo folder → FER2013 CSV + report, per-image cache, splits, labels, and PhotoFolderSource, on real photos."""
+"""Photo folder → FER2013 CSV + report, per-image cache, splits, labels, and PhotoFolderSource, on real
+photos."""
 
 from __future__ import annotations
 
@@ -18,19 +19,26 @@ from fer_lightning.faces.extract import extract_faces
 from fer_lightning.faces.detectors import DlibDetector, NoDetector
 from fer_lightning.data.fer2013 import load_fer2013_csv, parse_fer2013_csv
 from fer_lightning.faces.labels import FolderLabels, RegexLabels
-from fer_lightning.faces.pipeline import (
-    PhotoFolderSource,
-    find_photos,
-    preprocess_folder,
-    report_path,
-    summarize,
-)
+from fer_lightning.faces.pipeline import preprocess_folder, report_path
+from fer_lightning.faces.source import PhotoFolderSource
+from fer_lightning.faces.walk import find_photos
 from fer_lightning.faces.splits import OUTSIDE, PRIVATE, PUBLIC, TRAIN, assign_splits
 from fer_lightning.emotions import EMOTION_TO_ID
+from fer_lightning.tasks.preprocess import summarize
 from tests.conftest import compose_config
 
-JAFFE = RegexLabels(r"^[A-Za-z]+\.(?P<label>[A-Za-z]{2})\d*\.", {"AN": "angry", "DI": "disgust", "FE": "fear",
-                    "HA": "happy", "SA": "sad", "SU": "surprise", "NE": "neutral"})
+JAFFE = RegexLabels(
+    r"^[A-Za-z]+\.(?P<label>[A-Za-z]{2})\d*\.",
+    {
+        "AN": "angry",
+        "DI": "disgust",
+        "FE": "fear",
+        "HA": "happy",
+        "SA": "sad",
+        "SU": "surprise",
+        "NE": "neutral",
+    },
+)
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 
@@ -59,8 +67,13 @@ def jaffe_folder(tmp_path: Path, jaffe_dir: Path) -> Path:
 
 
 def run(folder: Path, tmp_path: Path, **kwargs) -> dict:
-    kwargs = {"detector": DlibDetector(), "labels": JAFFE, "cache_dir": tmp_path / "cache", "progress": False,
-              **kwargs}
+    kwargs = {
+        "detector": DlibDetector(),
+        "labels": JAFFE,
+        "cache_dir": tmp_path / "cache",
+        "progress": False,
+        **kwargs,
+    }
     return preprocess_folder(folder, tmp_path / "out" / "faces.csv", **kwargs)
 
 
@@ -107,15 +120,22 @@ def test_center_crop_policy_keeps_no_face_photos_and_lists_them(jaffe_folder, tm
 
 
 def test_fer2013_image_folders_with_no_detector(tmp_path, data_dir):
-    """A small slice of the Kaggle image folders: labels from class folders, Usage from train/ test/ + names."""
+    """A small slice of the Kaggle image folders: labels from class folders, Usage from train/ test/ +
+    names."""
     src = data_dir / "fer2013-images"
     for top in ("train", "test"):
         for cls in CLASSES:
             (tmp_path / "fer" / top / cls).mkdir(parents=True)
             for f in sorted((src / top / cls).glob("*.jpg"))[:4]:
                 (tmp_path / "fer" / top / cls / f.name).symlink_to(f)
-    report = preprocess_folder(tmp_path / "fer", tmp_path / "fer.csv", NoDetector(), FolderLabels(),
-                               cache_dir=tmp_path / "cache", progress=False)
+    report = preprocess_folder(
+        tmp_path / "fer",
+        tmp_path / "fer.csv",
+        NoDetector(),
+        FolderLabels(),
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     assert report["rows_written"] == 56 and report["rows_by_usage"]["Training"] == 28
     arrays = parse_fer2013_csv(tmp_path / "fer.csv")
     photos = [p.rel for p in find_photos(tmp_path / "fer").photos]
@@ -129,13 +149,17 @@ def test_fer2013_image_folders_with_no_detector(tmp_path, data_dir):
 
 
 def test_photo_folder_source_loads_arrays_and_reuses_them(jaffe_folder, tmp_path):
-    source = PhotoFolderSource(jaffe_folder, DlibDetector(), JAFFE, cache_dir=tmp_path / "cache", progress=False)
+    source = PhotoFolderSource(
+        jaffe_folder, DlibDetector(), JAFFE, cache_dir=tmp_path / "cache", progress=False
+    )
     arrays = source()
     assert isinstance(arrays, FERArrays) and len(arrays) == 25
     assert all(len(arrays.split(s)[0]) for s in SPLITS)  # auto split of a flat folder still has val/test rows
     assert source.load() is arrays
     assert source.output.parent == tmp_path / "cache" / "photos" and source.output.is_file()
-    again = PhotoFolderSource(jaffe_folder, DlibDetector(), JAFFE, cache_dir=tmp_path / "cache", progress=False)
+    again = PhotoFolderSource(
+        jaffe_folder, DlibDetector(), JAFFE, cache_dir=tmp_path / "cache", progress=False
+    )
     assert again.output == source.output and np.array_equal(again.load().images, arrays.images)
     assert again.report["from_cache"] == 28  # every photo with a known label, unreadable ones too
 
@@ -143,9 +167,17 @@ def test_photo_folder_source_loads_arrays_and_reuses_them(jaffe_folder, tmp_path
 def test_photos_data_config_composes_and_instantiates(tmp_path, jaffe_folder):
     import hydra
 
-    cfg = compose_config("train", ["data=photos", f"data.source.input_dir={jaffe_folder}",
-                                   "detector@data.source.detector=haar", "labels@data.source.labels=jaffe",
-                                   f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    cfg = compose_config(
+        "train",
+        [
+            "data=photos",
+            f"data.source.input_dir={jaffe_folder}",
+            "detector@data.source.detector=haar",
+            "labels@data.source.labels=jaffe",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ],
+        tmp_path,
+    )
     source = hydra.utils.instantiate(cfg.data.source)
     assert isinstance(source, PhotoFolderSource) and source.detector.name == "haar"
     assert source.labels(PurePosixPath("KA.HA1.29.tiff"))[0] == EMOTION_TO_ID["happy"]
@@ -185,8 +217,12 @@ def test_splits_are_stratified_deterministic_and_honour_folders():
 
     flat = assign_splits(rels, labels, "auto", seed=0, test_fraction=0.2)
     assert (flat == TRAIN).sum() == 112 and (flat != TRAIN).sum() == 28
-    nested = [PurePosixPath("train/a.jpg"), PurePosixPath("Test/b.jpg"), PurePosixPath("test/PrivateTest_1.jpg"),
-              PurePosixPath("extra/c.jpg")]
+    nested = [
+        PurePosixPath("train/a.jpg"),
+        PurePosixPath("Test/b.jpg"),
+        PurePosixPath("test/PrivateTest_1.jpg"),
+        PurePosixPath("extra/c.jpg"),
+    ]
     split = assign_splits(nested, [0, 0, 0, 0], "auto")
     assert split[0] == TRAIN and split[2] == PRIVATE and split[1] in (PUBLIC, PRIVATE) and split[3] == OUTSIDE
     assert (assign_splits(nested, [0] * 4, "train") == TRAIN).all()
@@ -194,8 +230,11 @@ def test_splits_are_stratified_deterministic_and_honour_folders():
 
 def test_csv_write_is_atomic_and_round_trips(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
-    arrays = FERArrays(rng.integers(0, 256, (5, 48, 48), dtype=np.uint8), np.arange(5, dtype=np.int64),
-                       np.array([0, 1, 2, 0, 1], np.int8))
+    arrays = FERArrays(
+        rng.integers(0, 256, (5, 48, 48), dtype=np.uint8),
+        np.arange(5, dtype=np.int64),
+        np.array([0, 1, 2, 0, 1], np.int8),
+    )
     out = tmp_path / "faces.csv"
     fer2013_csv.write_fer2013_csv(out, arrays)
     back = parse_fer2013_csv(out)
@@ -221,15 +260,23 @@ def test_missing_input_folder_is_a_clear_error(tmp_path):
 def test_process_pool_matches_in_process_results(jaffe_folder):
     refs = [p.ref for p in find_photos(jaffe_folder).photos if p.ref is not None]
     serial, _ = extract_faces(refs, DlibDetector(), None, workers=0, progress=False)
-    pooled, _ = extract_faces(refs, DlibDetector(), None, workers=2, progress=False, probe_s=0.0)  # forces the pool
+    pooled, _ = extract_faces(
+        refs, DlibDetector(), None, workers=2, progress=False, probe_s=0.0
+    )  # forces the pool
     assert serial.keys() == pooled.keys()
     assert all(serial[k] == pooled[k] for k in serial)
 
 
 @pytest.mark.slow
 def test_all_fer2013_image_folders_reproduce_the_csv_split_and_class_counts(tmp_path, data_dir):
-    report = preprocess_folder(data_dir / "fer2013-images", tmp_path / "fer.csv", NoDetector(), FolderLabels(),
-                               cache_dir=tmp_path / "cache", progress=False)
+    report = preprocess_folder(
+        data_dir / "fer2013-images",
+        tmp_path / "fer.csv",
+        NoDetector(),
+        FolderLabels(),
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     reference = load_fer2013_csv(data_dir / "fer2013" / "fer2013.csv", tmp_path / "cache")
     arrays = load_fer2013_csv(tmp_path / "fer.csv", tmp_path / "cache")
     assert report["rows_written"] == len(reference) == 35887 and report["unreadable"]["count"] == 0
@@ -250,10 +297,13 @@ def test_a_detector_error_on_one_file_is_reported_not_fatal(jaffe_folder, tmp_pa
     report = run(jaffe_folder, tmp_path, detector=_ChokesOnSmallImages())
     failed = [u for u in report["unreadable"]["files"] if u["file"] == "KA.HA9.950.png"]
     assert failed and "detector failed (ValueError: pyramid is empty)" in failed[0]["error"]
-    assert report["rows_written"] == 26  # everything else still came through (the no-face bmp too: none detector)
+    assert (
+        report["rows_written"] == 26
+    )  # everything else still came through (the no-face bmp too: none detector)
 
 
-# --- the folder walk: symlink loops, links out of the folder, entries that cannot be read ---------------------
+# --- the folder walk: symlink loops, links out of the folder, entries that cannot be read
+# ---------------------
 
 
 @pytest.fixture
@@ -267,13 +317,21 @@ def ten_photos(tmp_path: Path, jaffe_dir: Path) -> Path:
 
 
 def test_a_symlink_loop_skips_that_entry_only_and_is_counted_in_the_report(ten_photos, tmp_path):
-    for name in ("a_loop", "m_loop", "z_loop"):  # wherever the directory order puts them, none may hide a photo
+    for name in (
+        "a_loop",
+        "m_loop",
+        "z_loop",
+    ):  # wherever the directory order puts them, none may hide a photo
         (ten_photos / name).symlink_to(name)
     (ten_photos / "self.jpg").symlink_to("self.jpg")
     photos, skipped = find_photos(ten_photos)
     assert len(photos) == 10 and all(p.ref is not None for p in photos)
     assert [(s.rel.as_posix(), s.reason) for s in skipped] == [
-        ("a_loop", "symlink loop"), ("m_loop", "symlink loop"), ("self.jpg", "symlink loop"), ("z_loop", "symlink loop")]
+        ("a_loop", "symlink loop"),
+        ("m_loop", "symlink loop"),
+        ("self.jpg", "symlink loop"),
+        ("z_loop", "symlink loop"),
+    ]
 
     report = run(ten_photos, tmp_path)
     assert report["files_seen"] == 10 and report["rows_written"] == 10
@@ -282,7 +340,9 @@ def test_a_symlink_loop_skips_that_entry_only_and_is_counted_in_the_report(ten_p
     assert "4 entries skipped while listing (first: 'a_loop': symlink loop)" in summarize(report)
 
 
-def test_links_out_of_the_folder_are_followed_and_loops_or_second_links_skipped(ten_photos, tmp_path, jaffe_dir):
+def test_links_out_of_the_folder_are_followed_and_loops_or_second_links_skipped(
+    ten_photos, tmp_path, jaffe_dir
+):
     """The policy: follow links wherever they lead, list each real folder once, skip (and count) the rest."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -293,18 +353,25 @@ def test_links_out_of_the_folder_are_followed_and_loops_or_second_links_skipped(
     (ten_photos / "linked_again").symlink_to(elsewhere)  # the same real folder twice: listed once
     (ten_photos / "sub").mkdir()
     (ten_photos / "sub" / "up").symlink_to(tmp_path)  # a folder above the input folder: a loop
-    (ten_photos / "broken.jpg").symlink_to(tmp_path / "missing.jpg")  # a photo name leading nowhere: unreadable
+    (ten_photos / "broken.jpg").symlink_to(
+        tmp_path / "missing.jpg"
+    )  # a photo name leading nowhere: unreadable
     os.mkfifo(ten_photos / "pipe.jpg")  # would block the decoder forever if it were opened
 
     photos, skipped = find_photos(ten_photos)
     readable = [p.rel.as_posix() for p in photos if p.ref is not None]
     assert len(readable) == 14 and sum(r.startswith("linked/") for r in readable) == 3
-    assert "KL.HA1.999.tiff" in readable and not any(r.startswith(("linked_again/", "sub/")) for r in readable)
+    assert "KL.HA1.999.tiff" in readable and not any(
+        r.startswith(("linked_again/", "sub/")) for r in readable
+    )
     assert {p.rel.as_posix(): p.error for p in photos if p.ref is None} == {
-        "broken.jpg": "cannot stat (No such file or directory)", "pipe.jpg": "not a regular file"}
+        "broken.jpg": "cannot stat (No such file or directory)",
+        "pipe.jpg": "not a regular file",
+    }
     assert {s.rel.as_posix(): s.reason for s in skipped} == {
         "linked_again": "links to a folder already listed as 'linked'",
-        "sub/up": "symlink loop (links to a folder that contains it)"}
+        "sub/up": "symlink loop (links to a folder that contains it)",
+    }
 
     report = run(ten_photos, tmp_path)
     assert report["rows_written"] == 14 and report["unreadable"]["count"] == 2

@@ -1,4 +1,5 @@
-"""Predictor and scripts/predict.py on the real JAFFE photos (one face each) and a session-trained checkpoint."""
+"""Predictor and scripts/predict.py on the real JAFFE photos (one face each) and a session-trained
+checkpoint."""
 
 import csv
 import shutil
@@ -12,12 +13,14 @@ from omegaconf import open_dict
 from fer_lightning.checkpoints import CheckpointNotFoundError, load_network
 from fer_lightning.faces.detectors import DlibDetector, HaarDetector, crop_face
 from fer_lightning.images import ImageReadError, read_image, to_gray
-from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import InputError
+from fer_lightning.inference import to_model_input
 from fer_lightning.predict import Predictor
-from fer_lightning.tasks.predict import columns, list_inputs, predict_files, predict_paths, write_csv
-from tests.conftest import compose_config, run_script
+from fer_lightning.faces.walk import list_inputs
+from fer_lightning.tasks import predict as predict_task
+from fer_lightning.tasks.predict import columns, predict_paths, write_csv
+from tests.conftest import compose_config, run_script, unreadable_photos
 
 PHOTOS = ["KA.AN1.39.tiff", "KL.HA1.158.tiff", "KM.SU1.14.tiff", "KR.NE1.71.tiff", "MK.SA1.119.tiff"]
 
@@ -122,8 +125,13 @@ def test_other_detectors_plug_in(tiny_weights, jaffe_dir):
 
 
 def test_predict_script_writes_csv_annotations_and_table(tiny_weights, photo_dir, tmp_path):
-    done = run_script("predict", f"inputs={photo_dir}", f"ckpt_path={tiny_weights}",
-                      f"paths.log_dir={tmp_path / 'out'}", timeout=300)
+    done = run_script(
+        "predict",
+        f"inputs={photo_dir}",
+        f"ckpt_path={tiny_weights}",
+        f"paths.log_dir={tmp_path / 'out'}",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (tmp_path / "out" / "predict" / "runs").iterdir()
     with open(run / "predictions.csv") as f:
@@ -141,17 +149,22 @@ def test_predict_script_writes_csv_annotations_and_table(tiny_weights, photo_dir
 def test_missing_checkpoint_or_inputs_fail_with_the_path(tiny_weights, photo_dir, tmp_path):
     cfg = compose_config("predict", [f"inputs={photo_dir}", f"ckpt_path={tmp_path / 'none.ckpt'}"], tmp_path)
     with pytest.raises(CheckpointNotFoundError, match=f"looked for {tmp_path / 'none.ckpt'}"):
-        predict_files(cfg)
+        predict_task.run(cfg)
     with open_dict(cfg):
         cfg.ckpt_path, cfg.inputs = str(tiny_weights), str(tmp_path / "missing")
     with pytest.raises(InputError, match=f"inputs={tmp_path / 'missing'}: no such file or folder"):
-        predict_files(cfg)
+        predict_task.run(cfg)
 
 
 @pytest.mark.slow
 def test_predict_script_without_inputs_or_checkpoint_fails_clearly(tmp_path, photo_dir):
-    done = run_script("predict", f"inputs={photo_dir}", f"ckpt_path={tmp_path / 'none.ckpt'}",
-                      f"paths.log_dir={tmp_path}", timeout=300)
+    done = run_script(
+        "predict",
+        f"inputs={photo_dir}",
+        f"ckpt_path={tmp_path / 'none.ckpt'}",
+        f"paths.log_dir={tmp_path}",
+        timeout=300,
+    )
     assert (
         done.returncode == 1 and f"checkpoint not found: looked for {tmp_path / 'none.ckpt'}" in done.stderr
     )
@@ -164,28 +177,32 @@ def shipped() -> Predictor:
 
 
 def predict_cfg(inputs, tmp_path, *overrides):
-    return compose_config("predict", [f"inputs={inputs}", "annotate=false", "table=false", *overrides], tmp_path)
+    return compose_config(
+        "predict", [f"inputs={inputs}", "annotate=false", "table=false", *overrides], tmp_path
+    )
 
 
 def test_a_symlink_loop_costs_one_counted_row_not_the_folder(photo_dir, tmp_path, caplog):
     for name in ("a_loop", "n_loop", "z_loop"):  # wherever the directory order puts them
         (photo_dir / name).symlink_to(name)
-    rows = predict_files(predict_cfg(photo_dir, tmp_path))
+    rows = predict_task.run(predict_cfg(photo_dir, tmp_path))
     assert sorted(r["path"] for r in rows if r["label"]) == sorted(PHOTOS[:4] + [f"sub/{PHOTOS[4]}"])
     assert {r["path"]: r["reason"] for r in rows if r["path"].endswith("loop")} == {
-        "a_loop": "skipped: symlink loop", "n_loop": "skipped: symlink loop", "z_loop": "skipped: symlink loop"}
+        "a_loop": "skipped: symlink loop",
+        "n_loop": "skipped: symlink loop",
+        "z_loop": "skipped: symlink loop",
+    }
     with open(tmp_path / "predictions.csv") as f:
         assert len(list(csv.DictReader(f))) == 10  # 5 faces, broken.jpg, empty.png (no face), 3 loops
     assert "5 face(s) in 10 file(s); 1 file(s) without a face; 4 file(s) could not be read" in caplog.text
 
 
 def test_nothing_readable_is_an_input_error_after_the_csv_is_written(tmp_path):
-    folder = tmp_path / "unreadable"
-    folder.mkdir()
-    (folder / "empty.jpg").write_bytes(b"")
-    (folder / "notes.jpg").write_text("not a photo")
-    with pytest.raises(InputError, match=r"none of the 2 file\(s\) could be read \(first: empty.jpg: unreadable"):
-        predict_files(predict_cfg(folder, tmp_path / "out"))
+    folder = unreadable_photos(tmp_path / "unreadable")
+    with pytest.raises(
+        InputError, match=r"none of the 2 file\(s\) could be read \(first: empty.jpg: unreadable"
+    ):
+        predict_task.run(predict_cfg(folder, tmp_path / "out"))
     with open(tmp_path / "out" / "predictions.csv") as f:
         assert [r["path"] for r in csv.DictReader(f)] == ["empty.jpg", "notes.jpg"]
     (tmp_path / "nothing").mkdir()

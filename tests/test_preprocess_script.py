@@ -18,9 +18,17 @@ from tests.conftest import ROOT
 
 def preprocess(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-    cmd = [sys.executable, str(ROOT / "scripts" / "preprocess.py"), f"cache_dir={tmp_path / 'cache'}",
-           f"hydra.run.dir={tmp_path / 'run'}", "progress=false", *overrides]
-    return subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "preprocess.py"),
+        f"cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "progress=false",
+        *overrides,
+    ]
+    return subprocess.run(
+        cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_jaffe_photos_to_fer2013_csv_then_cached_rerun(tmp_path, jaffe_dir):
@@ -32,11 +40,15 @@ def test_jaffe_photos_to_fer2013_csv_then_cached_rerun(tmp_path, jaffe_dir):
     # relative paths resolve against the working directory (Hydra does not chdir with version_base 1.3)
     first = preprocess(tmp_path, "input_dir=jaffe", "output=out/jaffe.csv", "labels=jaffe")
     assert first.returncode == 0, first.stderr
-    assert "27 with a face" in first.stdout and "unreadable: 1" in first.stdout and "CSV written" in first.stdout
+    assert (
+        "27 with a face" in first.stdout and "unreadable: 1" in first.stdout and "CSV written" in first.stdout
+    )
     arrays = parse_fer2013_csv(tmp_path / "out" / "jaffe.csv")
     assert len(arrays) == 27 and set(np.unique(arrays.labels)) == set(range(7))
     report = json.loads((tmp_path / "out" / "jaffe.report.json").read_text())
-    assert report["detector"]["name"] == "dlib" and report["unreadable"]["files"][0]["file"] == "KA.HA9.99.jpg"
+    assert (
+        report["detector"]["name"] == "dlib" and report["unreadable"]["files"][0]["file"] == "KA.HA9.99.jpg"
+    )
 
     second = preprocess(tmp_path, "input_dir=jaffe", "output=out/jaffe.csv", "labels=jaffe")
     assert second.returncode == 0, second.stderr
@@ -52,8 +64,15 @@ def test_prefix_labels_haar_detector_and_test_split(tmp_path, jaffe_dir):
         if code in codes and src.name.startswith(("KA", "KL")):
             Image.open(src).convert("RGB").save(photos / f"{codes[code]}_{src.stem}.JPG", quality=92)
     n = len(list(photos.iterdir()))
-    result = preprocess(tmp_path, f"input_dir={photos}", f"output={tmp_path / 'mine.csv.gz'}", "labels=prefix",
-                        "detector=haar", "split=test", "seed=3")
+    result = preprocess(
+        tmp_path,
+        f"input_dir={photos}",
+        f"output={tmp_path / 'mine.csv.gz'}",
+        "labels=prefix",
+        "detector=haar",
+        "split=test",
+        "seed=3",
+    )
     assert result.returncode == 0, result.stderr
     arrays = parse_fer2013_csv(tmp_path / "mine.csv.gz")
     assert len(arrays) == n and not (arrays.splits == 0).any()  # split=test: no Training rows
@@ -84,12 +103,20 @@ def test_wrong_settings_and_unwritable_places_are_one_line_errors(tmp_path, jaff
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     common = (f"input_dir={photos}", "labels=jaffe")
-    assert_one_line_error(preprocess(tmp_path, *common, "output=x.csv", "+detector.upsampel=1"),
-                          "detector:", "unexpected keyword argument 'upsampel'")
-    assert_one_line_error(preprocess(tmp_path, *common, f"output={a_file}/x.csv"),
-                          f"output={a_file}/x.csv: cannot create its folder")
-    assert_one_line_error(preprocess(tmp_path, *common, "output=x.csv", f"cache_dir={a_file}/cache"),
-                          "cannot use the face cache", "use_cache=false")
+    assert_one_line_error(
+        preprocess(tmp_path, *common, "output=x.csv", "+detector.upsampel=1"),
+        "detector:",
+        "unexpected keyword argument 'upsampel'",
+    )
+    assert_one_line_error(
+        preprocess(tmp_path, *common, f"output={a_file}/x.csv"),
+        f"output={a_file}/x.csv: cannot create its folder",
+    )
+    assert_one_line_error(
+        preprocess(tmp_path, *common, "output=x.csv", f"cache_dir={a_file}/cache"),
+        "cannot use the face cache",
+        "use_cache=false",
+    )
     assert_one_line_error(preprocess(tmp_path, *common, "output=x.csv", "split=val"), "split='val'")
 
 
@@ -101,18 +128,40 @@ def test_two_runs_sharing_the_face_cache_both_succeed_with_identical_csvs(tmp_pa
         shutil.copy(src, photos / src.name)
     for attempt in range(2):  # a fresh cache each time: both runs detect every face and write their results
         cache, env = tmp_path / f"cache{attempt}", {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-        runs = [subprocess.Popen([sys.executable, str(ROOT / "scripts" / "preprocess.py"), f"input_dir={photos}",
-                                  f"output={tmp_path / f'{attempt}{who}.csv'}", f"cache_dir={cache}", "labels=jaffe",
-                                  "detector=haar", "workers=0", "progress=false",
-                                  f"hydra.run.dir={tmp_path / f'run{attempt}{who}'}"],
-                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for who in "ab"]
+        runs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "scripts" / "preprocess.py"),
+                    f"input_dir={photos}",
+                    f"output={tmp_path / f'{attempt}{who}.csv'}",
+                    f"cache_dir={cache}",
+                    "labels=jaffe",
+                    "detector=haar",
+                    "workers=0",
+                    "progress=false",
+                    f"hydra.run.dir={tmp_path / f'run{attempt}{who}'}",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for who in "ab"
+        ]
         outputs = [run.communicate(timeout=300) for run in runs]
         for run, (_, stderr) in zip(runs, outputs):
             assert run.returncode == 0, stderr[-3000:]
         first, second = (parse_fer2013_csv(tmp_path / f"{attempt}{who}.csv") for who in "ab")
         assert len(first) == 40 and np.array_equal(first.images, second.images)
         assert np.array_equal(first.labels, second.labels) and np.array_equal(first.splits, second.splits)
-    again = preprocess(tmp_path, f"input_dir={photos}", "output=again.csv", f"cache_dir={cache}", "labels=jaffe",
-                       "detector=haar")
+    again = preprocess(
+        tmp_path,
+        f"input_dir={photos}",
+        "output=again.csv",
+        f"cache_dir={cache}",
+        "labels=jaffe",
+        "detector=haar",
+    )
     assert again.returncode == 0 and "40 from cache, 0 processed" in again.stdout, again.stderr[-3000:]

@@ -3,16 +3,17 @@
 import pytest
 import torch
 
-from fer_lightning.refine.precise_bn import fixed_subset
 from fer_lightning.checkpoints import DEFAULT_WEIGHTS, load_network, network_parts, save_weights
 from fer_lightning.data.fer2013 import load_fer2013_csv
+from fer_lightning.refine.precise_bn import fixed_subset
 from fer_lightning.refine.soup import average_states, greedy_soup
 from tests.conftest import assert_one_line_error, run_script
 
 
 @pytest.fixture(scope="module")
 def real_faces(data_dir, cache_dir):
-    """1,024 real Training faces for the statistics, 1,500 real PublicTest faces as the judge (kept small: fast)."""
+    """1,024 real Training faces for the statistics, 1,500 real PublicTest faces as the judge (kept small:
+    fast)."""
     arrays = load_fer2013_csv(data_dir / "fer2013" / "fer2013.csv.gz", cache_dir)
     train_images = fixed_subset(torch.from_numpy(arrays.split("train")[0]), 1024)
     public_images, public_labels = (torch.from_numpy(a)[:1500] for a in arrays.split("public"))
@@ -22,8 +23,11 @@ def real_faces(data_dir, cache_dir):
 def random_direction(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
     """A random step of ~30 % of each convolution/linear weight tensor's scale."""
     gen = torch.Generator().manual_seed(seed)
-    return {k: 0.3 * v.std() * torch.randn(v.shape, generator=gen)
-            for k, v in state.items() if k.endswith("weight") and v.ndim > 1}
+    return {
+        k: 0.3 * v.std() * torch.randn(v.shape, generator=gen)
+        for k, v in state.items()
+        if k.endswith("weight") and v.ndim > 1
+    }
 
 
 def shifted_weights(tmp_path, name: str, direction: dict[str, torch.Tensor], sign: float):
@@ -51,7 +55,9 @@ def test_greedy_soup_keeps_two_checkpoints_whose_average_is_better_and_drops_a_b
     assert sorted(members) == sorted([plus, minus])  # the duplicate is scored once; the far one left out
     assert metrics["soup/public_loss"] < metrics["soup/public_loss_best_single"]
     soup_state = net.state_dict()
-    assert all(torch.allclose(soup_state[k], state[k], atol=1e-6) for k in direction)  # (w + d + w - d) / 2 = w
+    assert all(
+        torch.allclose(soup_state[k], state[k], atol=1e-6) for k in direction
+    )  # (w + d + w - d) / 2 = w
 
 
 def test_script_writes_a_loadable_weights_file_from_a_glob(real_faces, tmp_path):
@@ -60,8 +66,13 @@ def test_script_writes_a_loadable_weights_file_from_a_glob(real_faces, tmp_path)
     for name, sign in (("a", 1.0), ("b", -1.0)):
         shifted_weights(tmp_path / "ingredients", name, direction, sign)
     out = tmp_path / "soup.pt"
-    result = run_script("soup", f"checkpoints=[{tmp_path}/ingredients/*.pt]", f"output={out}", "num_faces=1024",
-                        f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_script(
+        "soup",
+        f"checkpoints=[{tmp_path}/ingredients/*.pt]",
+        f"output={out}",
+        "num_faces=1024",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert result.returncode == 0, result.stderr
     assert "soup of 2" in result.stdout
     meta = torch.load(out, weights_only=True)["meta"]
@@ -72,6 +83,8 @@ def test_script_writes_a_loadable_weights_file_from_a_glob(real_faces, tmp_path)
 
 
 def test_script_names_a_pattern_that_matches_nothing_or_an_empty_list_in_one_line(tmp_path):
-    for checkpoints, message in ((f"[{tmp_path}/none_*.ckpt]", "error: soup: no checkpoint matches"),
-                                 ("[]", "error: a soup needs checkpoints")):
+    for checkpoints, message in (
+        (f"[{tmp_path}/none_*.ckpt]", "error: soup: no checkpoint matches"),
+        ("[]", "error: a soup needs checkpoints"),
+    ):
         assert_one_line_error("soup", message, f"checkpoints={checkpoints}", f"hydra.run.dir={tmp_path}")

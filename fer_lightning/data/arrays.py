@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_lightning.emotions import NUM_CLASSES
+from fer_lightning.emotions import IMAGE_SIZE, NUM_CLASSES, SPLITS
 
-IMAGE_SIZE = 48
-SPLITS = ("train", "public", "private")
+__all__ = ["IMAGE_SIZE", "SPLITS", "FERArrays"]  # re-exported: data code imports them from here
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,9 @@ class FERArrays:
         if self.images.dtype != np.uint8 or self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"images must be uint8 (N, 48, 48), got {self.images.dtype} {self.images.shape}")
         if len(self.labels) != n or len(self.splits) != n:
-            raise ValueError(f"row counts differ: {n} images, {len(self.labels)} labels, {len(self.splits)} splits")
+            raise ValueError(
+                f"row counts differ: {n} images, {len(self.labels)} labels, {len(self.splits)} splits"
+            )
         if n and (self.labels.min() < 0 or self.labels.max() >= NUM_CLASSES):
             raise ValueError(f"labels must lie in 0..{NUM_CLASSES - 1}")
 

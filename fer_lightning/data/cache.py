@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,12 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from fer_lightning.data.arrays import FERArrays
+from fer_lightning.utils.io import save_npz
 
 CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("FER_CACHE_DIR", Path.home() / ".cache" / "fer-lightning"))
+    """``$FER_CACHE_DIR`` when set, else ``~/.cache/fer-lightning``: the one default of every cache (parsed
+    arrays, per-photo faces, photo-folder CSVs); ``conf/paths/default.yaml``'s ``cache_dir`` spells the same
+    rule. Outside the checkout so that several clones and installed copies share one cache."""
+    return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer-lightning").expanduser()
 
 
 def cache_key(source: Path, *extra: object) -> str:
@@ -39,20 +42,18 @@ def load_cached(path: Path, origin: str = "") -> FERArrays | None:
 
 def save_cached(path: Path, arrays: FERArrays) -> None:
     """Atomic write: a crash mid-write never leaves a half file that a later run would trust."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=arrays.images, labels=arrays.labels, splits=arrays.splits)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz(path, images=arrays.images, labels=arrays.labels, splits=arrays.splits)
 
 
-def cached_arrays(source: Path, build: Callable[[], FERArrays], cache_dir: str | Path | None = None,
-                  use_cache: bool = True, *extra: object) -> FERArrays:
-    """``build()``'s arrays, stored once under a key of ``source`` (+ ``extra``) and reused while it is unchanged."""
+def cached_arrays(
+    source: Path,
+    build: Callable[[], FERArrays],
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    *extra: object,
+) -> FERArrays:
+    """``build()``'s arrays, stored once under a key of ``source`` (+ ``extra``) and reused while it is
+    unchanged."""
     if not use_cache:
         return build()
     cache_file = Path(cache_dir or default_cache_dir()) / f"{cache_key(source, *extra)}.npz"

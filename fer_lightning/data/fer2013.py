@@ -1,8 +1,9 @@
 """FER2013 CSV reader (``emotion,pixels,Usage``): vectorised parsing into uint8 arrays, cached as ``.npz``.
 
-The file is read in decompressed chunks on a background thread (zlib releases the GIL); blocks of whole rows are
-parsed on a small thread pool, each handing all pixel text of its block to one ``np.fromstring`` call — no Python
-``int()`` per pixel. Fields may be quoted (as pandas writes them), pixels separated by any run of whitespace.
+The file is read in decompressed chunks on a background thread (zlib releases the GIL); blocks of whole rows
+are parsed on a small thread pool, each handing all pixel text of its block to one ``np.fromstring`` call — no
+Python ``int()`` per pixel. Fields may be quoted (as pandas writes them), pixels separated by any run of
+whitespace.
 """
 
 from __future__ import annotations
@@ -21,24 +22,25 @@ from typing import BinaryIO
 
 import numpy as np
 
-from fer_lightning.data.arrays import IMAGE_SIZE, SPLITS, FERArrays
+from fer_lightning.data.arrays import FERArrays
 from fer_lightning.data.cache import cached_arrays
-from fer_lightning.emotions import NUM_CLASSES, USAGE_TO_SPLIT
+from fer_lightning.emotions import IMAGE_SIZE, NUM_CLASSES, USAGE_TO_SPLIT, USAGES
 from fer_lightning.errors import FERDataError
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 HEADER = b"emotion,pixels,Usage"
 _CHUNK = 8 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
-_USAGE_CODES = {usage.encode(): SPLITS.index(split) for usage, split in USAGE_TO_SPLIT.items()}
+_USAGE_CODES = {usage.encode(): split_id for split_id, usage in enumerate(USAGES)}
 # Bytes up to the space count as separators when counting pixels: a superset of what np.fromstring skips.
 _SEPARATOR_MAX = ord(" ")
 _REDOWNLOAD = "re-download or re-compress it"
 
 HOW_TO_GET = (
-    "Download FER2013 from Kaggle (challenges-in-representation-learning-facial-expression-recognition-challenge, "
-    "file fer2013.csv, or the image folders of msambare/fer2013) and set FER_DATA_DIR to the folder holding "
-    "fer2013/fer2013.csv (or fer2013.csv.gz), e.g. FER_DATA_DIR=../shared/data."
+    "Download FER2013 from Kaggle "
+    "(challenges-in-representation-learning-facial-expression-recognition-challenge, file fer2013.csv, or "
+    "the image folders of msambare/fer2013) and set FER_DATA_DIR to the folder holding fer2013/fer2013.csv "
+    "(or fer2013.csv.gz), e.g. FER_DATA_DIR=../shared/data."
 )
 
 Parsed = tuple[np.ndarray, np.ndarray, np.ndarray]  # images, labels, split codes of some rows
@@ -69,8 +71,10 @@ def _gunzip(path: Path, f: BinaryIO) -> Iterator[bytes]:
     read = 0
     while block := f.read(_CHUNK):
         if read == 0 and not _GZIP_MAGIC.startswith(block[:2]):
-            raise FERDataError(f"{path}: not a gzip file (no gzip signature at its start): rename it if it "
-                               f"is a plain CSV, otherwise {_REDOWNLOAD}")
+            raise FERDataError(
+                f"{path}: not a gzip file (no gzip signature at its start): rename it if it "
+                f"is a plain CSV, otherwise {_REDOWNLOAD}"
+            )
         read += len(block)
         while block:
             if inflater.eof:  # a member ended inside this block: another member may follow, or zero padding
@@ -78,19 +82,23 @@ def _gunzip(path: Path, f: BinaryIO) -> Iterator[bytes]:
                 if not block:
                     break
                 if not _GZIP_MAGIC.startswith(block[:2]):
-                    raise FERDataError(f"{path}: data after the end of the gzip stream (from byte "
-                                       f"{read - len(block)}) is not gzip: {_REDOWNLOAD}")
+                    raise FERDataError(
+                        f"{path}: data after the end of the gzip stream (from byte "
+                        f"{read - len(block)}) is not gzip: {_REDOWNLOAD}"
+                    )
                 inflater = zlib.decompressobj(wbits=31)
             try:
                 text = inflater.decompress(block)
             except zlib.error as e:
-                raise FERDataError(f"{path}: corrupt gzip data within its first {read} bytes ({e}): "
-                                   f"{_REDOWNLOAD}") from e
+                raise FERDataError(
+                    f"{path}: corrupt gzip data within its first {read} bytes ({e}): {_REDOWNLOAD}"
+                ) from e
             yield text
             block = inflater.unused_data  # empty unless the member ended
     if not inflater.eof:
-        raise FERDataError(f"{path}: truncated gzip (stream ended before its end marker after {read} bytes): "
-                           f"{_REDOWNLOAD}")
+        raise FERDataError(
+            f"{path}: truncated gzip (stream ended before its end marker after {read} bytes): {_REDOWNLOAD}"
+        )
 
 
 def _decompressed_chunks(path: Path) -> Iterator[bytes]:
@@ -134,8 +142,9 @@ def _check_header(path: Path, line: bytes) -> None:
     header = line.strip().lstrip(b"\xef\xbb\xbf")
     if b",".join(_unquote(f) for f in header.split(b",")) != HEADER:
         shown = header[:80].decode("utf-8", "replace")  # a binary file's "line" can be megabytes long
-        raise FERDataError(f"{path}, line 1: header {shown!r} is not {HEADER.decode()!r}: "
-                           f"is this the FER2013 CSV?")
+        raise FERDataError(
+            f"{path}, line 1: header {shown!r} is not {HEADER.decode()!r}: is this the FER2013 CSV?"
+        )
 
 
 def _is_uint(text: str) -> bool:
@@ -226,7 +235,8 @@ def _pixel_span(line: bytes, a: int, b: int) -> memoryview:
 
 
 def _parse_rows(path: Path, rows: list[bytes], linenos: Sequence[int]) -> Parsed:
-    """Rows of one chunk → (images, labels, splits). Python touches each row a few times; pixels are numpy's."""
+    """Rows of one chunk → (images, labels, splits). Python touches each row a few times; pixels are
+    numpy's."""
     labels = np.empty(len(rows), np.int64)
     splits = np.empty(len(rows), np.int8)
     pixel_fields: list[memoryview] = []
@@ -281,12 +291,15 @@ def _blocks(path: Path, chunks: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
     elif lineno == 1 and pending.strip():  # a file without any newline: it is all header
         _check_header(path, pending)
     elif lineno == 1:
-        raise FERDataError(f"{path}: the file is empty (expected the header {HEADER.decode()!r} then one row "
-                           f"per face): re-download it")
+        raise FERDataError(
+            f"{path}: the file is empty (expected the header {HEADER.decode()!r} then one row "
+            f"per face): re-download it"
+        )
 
 
-def _parse_stream(path: Path, chunks: Iterator[bytes], pool: ThreadPoolExecutor,
-                  workers: int) -> list[Parsed]:
+def _parse_stream(
+    path: Path, chunks: Iterator[bytes], pool: ThreadPoolExecutor, workers: int
+) -> list[Parsed]:
     parts: list[Parsed | None] = []
     in_flight: deque[Future] = deque()
     try:
@@ -319,13 +332,18 @@ def parse_fer2013_csv(path: str | Path) -> FERArrays:
         reason = e.strerror or e
         raise FERDataError(f"{path}: cannot read ({reason}): check that it is a readable file") from e
     if not parts:
-        raise FERDataError(f"{path}: no data rows after the header (expected one row emotion,pixels,Usage "
-                           f"per face): re-download it")
+        raise FERDataError(
+            f"{path}: no data rows after the header (expected one row emotion,pixels,Usage "
+            f"per face): re-download it"
+        )
     images, labels, splits = zip(*parts)
     return FERArrays(np.concatenate(images), np.concatenate(labels), np.concatenate(splits), str(path))
 
 
-def load_fer2013_csv(path: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True) -> FERArrays:
-    """Parsed arrays of a FER2013 CSV, from the ``.npz`` cache when the file is unchanged since it was written."""
+def load_fer2013_csv(
+    path: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True
+) -> FERArrays:
+    """Parsed arrays of a FER2013 CSV, from the ``.npz`` cache when the file is unchanged since it was
+    written."""
     source = resolve_csv(path)
     return cached_arrays(source, lambda: parse_fer2013_csv(source), cache_dir, use_cache)

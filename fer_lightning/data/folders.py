@@ -15,20 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
-from fer_lightning.data.arrays import IMAGE_SIZE, SPLITS, FERArrays
+from fer_lightning.data.arrays import FERArrays
 from fer_lightning.data.cache import cached_arrays
 from fer_lightning.data.fer2013 import HOW_TO_GET
-from fer_lightning.images import read_image, to_gray
-from fer_lightning.emotions import SYNONYMS, emotion_id
+from fer_lightning.images import IMAGE_EXTENSIONS, read_gray48
+from fer_lightning.emotions import SPLITS, SYNONYMS, TEST_PREFIX_TO_SPLIT_ID, emotion_id
 from fer_lightning.errors import FERDataError, ImageReadError
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
-_TEST_PREFIXES = {"publictest": "public", "privatetest": "private"}
-_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
 class ImageFile(NamedTuple):
@@ -57,11 +53,12 @@ class FolderListing:
         return digest.hexdigest()
 
 
-def _split_of(top: str, name: str) -> str:
-    """train/ → train; test/ → public or private from the file prefix (test files without one are public)."""
+def _split_of(top: str, name: str) -> int:
+    """Split id: train/ → train; test/ → public or private from the file prefix (test files without one are
+    public)."""
     if top == "train":
-        return "train"
-    return _TEST_PREFIXES.get(name.split("_", 1)[0].lower(), "public")
+        return SPLITS.index("train")
+    return TEST_PREFIX_TO_SPLIT_ID.get(name.split("_", 1)[0].lower(), SPLITS.index("public"))
 
 
 Seen = set[tuple[int, int]]  # (device, inode) of every folder listed so far
@@ -103,8 +100,8 @@ def _walk(folder: str, listing: FolderListing, seen: Seen) -> Iterator[tuple[os.
         if is_dir:
             yield from _walk(entry.path, listing, seen)
             continue
-        if os.path.splitext(entry.name)[1].lower() not in IMAGE_SUFFIXES:
-            listing.skipped.append(f"{entry.path} (not an image suffix: {sorted(IMAGE_SUFFIXES)})")
+        if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+            listing.skipped.append(f"{entry.path} (not an image suffix: {sorted(IMAGE_EXTENSIONS)})")
             continue
         try:
             st = entry.stat()
@@ -118,16 +115,20 @@ def _class_label(class_dir: Path) -> int:
     try:
         return emotion_id(class_dir.name)
     except KeyError:
-        raise FERDataError(f"{class_dir}: folder name {class_dir.name!r} is not an emotion (expected one of "
-                           f"{sorted(SYNONYMS)}): rename or remove that folder") from None
+        raise FERDataError(
+            f"{class_dir}: folder name {class_dir.name!r} is not an emotion (expected one of "
+            f"{sorted(SYNONYMS)}): rename or remove that folder"
+        ) from None
 
 
 def list_image_folders(root: str | Path) -> FolderListing:
     """The images below ``root/{train,test}/<class>/``: one stat per file, no decoding."""
     root = Path(root)
     if not root.is_dir():
-        raise FERDataError(f"FER2013 image folders not found at {root} (expected train/<class>/ and "
-                           f"test/<class>/). {HOW_TO_GET}")
+        raise FERDataError(
+            f"FER2013 image folders not found at {root} (expected train/<class>/ and "
+            f"test/<class>/). {HOW_TO_GET}"
+        )
     listing, seen = FolderListing(root), set()
     for top in ("train", "test"):
         if not (root / top).is_dir():
@@ -138,38 +139,23 @@ def list_image_folders(root: str | Path) -> FolderListing:
                 continue
             label = _class_label(Path(class_dir.path))
             for image, st in _walk(class_dir.path, listing, seen):
-                split = SPLITS.index(_split_of(top, image.name))
+                split = _split_of(top, image.name)
                 listing.files.append(ImageFile(image.path, label, split, st.st_size, st.st_mtime_ns))
     if not listing.files:
-        raise FERDataError(f"{root}: no images under train/<class>/ or test/<class>/ (skipped: "
-                           f"{listing.skipped[:5] or 'nothing'}): point data.source.root at the folder "
-                           f"holding train/ and test/")
+        raise FERDataError(
+            f"{root}: no images under train/<class>/ or test/<class>/ (skipped: "
+            f"{listing.skipped[:5] or 'nothing'}): point data.source.root at the folder "
+            f"holding train/ and test/"
+        )
     return listing
 
 
-def _read_gray48(path: str) -> np.ndarray | None:
-    """The face as uint8 48x48, or None when the file is not a whole, decodable image.
-
-    OpenCV decodes about 3x faster than PIL but pads a truncated JPEG with grey instead of failing, so it only
-    gets JPEGs that reach their end marker; anything else (other formats, cut or odd JPEGs) goes to PIL, which
-    raises on truncation.
-    """
+def _read_or_none(path: str) -> np.ndarray | None:
+    """The face, or None when the file is not a whole, decodable image (counted and skipped by the caller)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
+        return read_gray48(path)
+    except ImageReadError:
         return None
-    img = None
-    if data.startswith(_JPEG_START) and data.endswith(_JPEG_END):
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        try:
-            img = to_gray(read_image(path))
-        except ImageReadError:
-            return None
-    if img.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        img = cv2.resize(img, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-    return img
 
 
 def _decode(listing: FolderListing) -> FERArrays:
@@ -177,15 +163,18 @@ def _decode(listing: FolderListing) -> FERArrays:
     reported with their count, and a tree without a single readable image is an error."""
     files, root = listing.files, listing.root
     with ThreadPoolExecutor(2) as pool:
-        images = list(pool.map(_read_gray48, (f.path for f in files), chunksize=256))
+        images = list(pool.map(_read_or_none, (f.path for f in files), chunksize=256))
     keep = [i for i, img in enumerate(images) if img is not None]
     bad = [f.path for f, img in zip(files, images) if img is None]
     if not keep:
-        raise FERDataError(f"{root}: none of its {len(files)} image files could be decoded (e.g. {bad[0]}): "
-                           f"re-download the image folders")
+        raise FERDataError(
+            f"{root}: none of its {len(files)} image files could be decoded (e.g. {bad[0]}): "
+            f"re-download the image folders"
+        )
     if bad:
-        log.warning("skipped %d unreadable image(s) under %s (truncated or not images): %s",
-                    len(bad), root, bad[:20])
+        log.warning(
+            "skipped %d unreadable image(s) under %s (truncated or not images): %s", len(bad), root, bad[:20]
+        )
     return FERArrays(
         images=np.stack([images[i] for i in keep]),
         labels=np.array([files[i].label for i in keep], np.int64),
@@ -197,8 +186,12 @@ def _decode(listing: FolderListing) -> FERArrays:
 def _listed(root: str | Path) -> FolderListing:
     listing = list_image_folders(root)
     if listing.skipped:
-        log.warning("skipped %d entries under %s while listing its images: %s",
-                    len(listing.skipped), listing.root, listing.skipped[:20])
+        log.warning(
+            "skipped %d entries under %s while listing its images: %s",
+            len(listing.skipped),
+            listing.root,
+            listing.skipped[:20],
+        )
     return listing
 
 
@@ -207,7 +200,9 @@ def read_image_folders(root: str | Path) -> FERArrays:
     return _decode(_listed(root))
 
 
-def load_image_folders(root: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True) -> FERArrays:
+def load_image_folders(
+    root: str | Path, cache_dir: str | Path | None = None, use_cache: bool = True
+) -> FERArrays:
     """Arrays of the folder tree, cached under a key of every image's relative path, size and mtime."""
     listing = _listed(root)
     return cached_arrays(listing.root, lambda: _decode(listing), cache_dir, use_cache, listing.fingerprint())

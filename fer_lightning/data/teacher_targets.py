@@ -15,7 +15,8 @@ from fer_lightning.errors import TeacherTargetsError
 
 
 def load_teacher_targets(path: str | Path, labels: torch.Tensor) -> torch.Tensor:
-    """Teacher probabilities for the Training faces whose labels are ``labels``; refuses a file made for other data."""
+    """Teacher probabilities for the Training faces whose labels are ``labels``; refuses a file made for other
+    data."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise TeacherTargetsError(

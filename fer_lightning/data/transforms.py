@@ -1,7 +1,7 @@
 """Augmentation: batched tensor ops on the training device (fast path) or albumentations per sample.
 
-Batches travel as uint8 (N, 1, 48, 48); :func:`to_model_input` turns them into the float range the networks are
-trained on, after augmentation, on whatever device the batch is on.
+Batches travel as uint8 (N, 1, 48, 48); :func:`fer_lightning.inference.to_model_input` turns them into the
+float range the networks are trained on, after augmentation, on whatever device the batch is on.
 """
 
 from __future__ import annotations
@@ -15,25 +15,22 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def to_model_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 or float-in-0..255 images (N, 1, H, W) → float in [-1, 1] (mini-Xception's Keras preprocessing)."""
-    # one new tensor, then in place; the caller's tensor is never modified
-    if images.dtype == torch.uint8:
-        return images.float().mul_(1 / 127.5).sub_(1.0)
-    return images.mul(1 / 127.5).sub_(1.0)
-
-
 def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``F.affine_grid(theta, (N, C, h, w), align_corners=False)`` as one (2N x 3) @ (3 x hw) matmul.
 
     affine_grid does N batched (hw x 3) @ (3 x 2) products, which hit MKL's slow small-matrix path on the CPU:
-    ~7 ms per 128-image batch of 48x48, more than grid_sample itself; this form takes ~0.15 ms. The result is a
-    permuted view (N, h, w, 2) that grid_sample reads as fast as a contiguous grid.
+    ~7 ms per 128-image batch of 48x48, more than grid_sample itself; this form takes ~0.15 ms. The result is
+    a permuted view (N, h, w, 2) that grid_sample reads as fast as a contiguous grid.
     """
     xs = torch.linspace(1 / w - 1, 1 - 1 / w, w, device=theta.device, dtype=theta.dtype)
     ys = torch.linspace(1 / h - 1, 1 - 1 / h, h, device=theta.device, dtype=theta.dtype)
-    base = torch.stack([xs.expand(h, w), ys.view(h, 1).expand(h, w), torch.ones(h, w, device=theta.device,
-                                                                                dtype=theta.dtype)])
+    base = torch.stack(
+        [
+            xs.expand(h, w),
+            ys.view(h, 1).expand(h, w),
+            torch.ones(h, w, device=theta.device, dtype=theta.dtype),
+        ]
+    )
     n = len(theta)
     return (theta.reshape(n * 2, 3) @ base.view(3, h * w)).view(n, 2, h, w).permute(0, 2, 3, 1)
 
@@ -41,14 +38,21 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
 class BatchAugment(nn.Module):
     """Random affine (shift, scale, rotation, horizontal flip) and random erasing for a whole batch at once.
 
-    One ``affine_grid`` + ``grid_sample`` call replaces per-sample crop/flip/affine, so augmentation costs ~1 % of a
-    training step on the CPU and runs on the GPU when training there. Shifts are in pixels of a 48-pixel image
-    (``max_shift=4`` ≈ the classic pad-4 random crop).
+    One ``affine_grid`` + ``grid_sample`` call replaces per-sample crop/flip/affine, so augmentation costs ~1
+    % of a training step on the CPU and runs on the GPU when training there. Shifts are in pixels of a
+    48-pixel image (``max_shift=4`` ≈ the classic pad-4 random crop).
     """
 
-    def __init__(self, max_shift: float = 4.0, scale: tuple[float, float] = (0.9, 1.1), max_rotation: float = 10.0,
-                 hflip: float = 0.5, erase_p: float = 0.0, erase_scale: tuple[float, float] = (0.02, 0.15),
-                 padding_mode: str = "zeros") -> None:
+    def __init__(
+        self,
+        max_shift: float = 4.0,
+        scale: tuple[float, float] = (0.9, 1.1),
+        max_rotation: float = 10.0,
+        hflip: float = 0.5,
+        erase_p: float = 0.0,
+        erase_scale: tuple[float, float] = (0.02, 0.15),
+        padding_mode: str = "zeros",
+    ) -> None:
         super().__init__()
         self.max_shift, self.scale, self.max_rotation = max_shift, tuple(scale), max_rotation
         self.hflip, self.erase_p, self.erase_scale = hflip, erase_p, tuple(erase_scale)
@@ -65,10 +69,12 @@ class BatchAugment(nn.Module):
         shift_x = (u[:, 3] * 2 - 1) * (2 * self.max_shift / w)
         shift_y = (u[:, 4] * 2 - 1) * (2 * self.max_shift / h)
         cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-        theta = torch.stack([torch.stack([cos * flip, -sin, shift_x], 1),
-                             torch.stack([sin * flip, cos, shift_y], 1)], 1)
-        return F.grid_sample(x, affine_grid(theta, h, w), mode="bilinear", padding_mode=self.padding_mode,
-                             align_corners=False)
+        theta = torch.stack(
+            [torch.stack([cos * flip, -sin, shift_x], 1), torch.stack([sin * flip, cos, shift_y], 1)], 1
+        )
+        return F.grid_sample(
+            x, affine_grid(theta, h, w), mode="bilinear", padding_mode=self.padding_mode, align_corners=False
+        )
 
     def _erase(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -96,7 +102,8 @@ class BatchAugment(nn.Module):
 
 
 class AlbumentationsAugment:
-    """Per-sample albumentations pipeline (the straightforward path); called by the dataset on (48, 48) uint8."""
+    """Per-sample albumentations pipeline (the straightforward path); called by the dataset on (48, 48)
+    uint8."""
 
     def __init__(self, transform: A.BasicTransform | A.Compose) -> None:
         self.transform = transform
@@ -105,8 +112,8 @@ class AlbumentationsAugment:
         return self.transform(image=image)["image"]
 
     def batch(self, images: np.ndarray) -> np.ndarray:
-        """Augment (N, 48, 48) uint8 faces. The pipeline is reseeded from torch's generator first: albumentations
-        keeps generators of its own, seeded from the OS, which neither ``seed_everything`` nor a resumed run's
-        restored state would reach."""
+        """Augment (N, 48, 48) uint8 faces. The pipeline is reseeded from torch's generator first:
+        albumentations keeps generators of its own, seeded from the OS, which neither ``seed_everything`` nor
+        a resumed run's restored state would reach."""
         self.transform.set_random_seed(int(torch.randint(1 << 31, ()).item()))
         return np.stack([self(image) for image in images])

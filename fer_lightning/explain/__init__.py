@@ -1,1 +1,2 @@
-"""Explanations of FER predictions: Grad-CAM family (``gradcam``), review panels (``panels``), photo review."""
+"""Explanations of FER predictions: Grad-CAM family (``gradcam``), review panels (``panels``), photo
+review."""

@@ -1,10 +1,13 @@
 """Grad-CAM, guided backpropagation and guided Grad-CAM for FER networks, via ``pytorch_grad_cam``.
 
-The explainer works on its own copy of the network, with every ReLU switched to ``inplace=False``. Two reasons:
+The explainer works on its own copy of the network, with every ReLU switched to ``inplace=False``. Two
+reasons:
 
-* ``GuidedBackpropReLUModel`` swaps ReLU modules for its guided ReLU and back, and puts back *new* ``nn.ReLU()``
+* ``GuidedBackpropReLUModel`` swaps ReLU modules for its guided ReLU and back, and puts back *new*
+``nn.ReLU()``
   objects — on the caller's network that would silently change its modules (and drop ``inplace``).
-* Grad-CAM's forward hook keeps the target layer's output tensor. If an in-place ReLU follows that layer (e.g. a
+* Grad-CAM's forward hook keeps the target layer's output tensor. If an in-place ReLU follows that layer (e.g.
+a
   BatchNorm inside a block), the kept activation is overwritten with its ReLU'd values while the gradient hook
   sees the pre-ReLU tensor: a wrong CAM without any error. ``tests/test_gradcam.py`` shows both effects.
 """
@@ -21,12 +24,13 @@ from pytorch_grad_cam import GradCAM, GuidedBackpropReLUModel
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from fer_lightning.data.transforms import to_model_input
 from fer_lightning.emotions import EMOTIONS
+from fer_lightning.inference import face_batch, to_model_input
 from fer_lightning.utils.threads import intra_op_threads
 
-#: Grad-CAM layer per architecture (class name → module path). MiniXception: ``blocks.2`` is 6x6 for a 48x48 face,
-#: fine enough to separate eyes from mouth; ``classifier`` (the notebook's layer) is only 3x3. VGGNet: 6x6 too.
+#: Grad-CAM layer per architecture (class name → module path). MiniXception: ``blocks.2`` is 6x6 for a 48x48
+#: face, fine enough to separate eyes from mouth; ``classifier`` (the notebook's layer) is only 3x3. VGGNet:
+#: 6x6 too.
 DEFAULT_LAYERS = {"MiniXception": "blocks.2", "VGGNet": "blocks.2"}
 
 
@@ -101,21 +105,19 @@ class GradCAMExplainer:
             ) from e
 
     def _inputs(self, faces: np.ndarray | torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        faces = (
-            (faces if isinstance(faces, torch.Tensor) else torch.from_numpy(np.asarray(faces))).cpu().clone()
-        )
-        if faces.ndim == 3:
-            faces = faces.unsqueeze(1)
+        faces = face_batch(np.asarray(faces) if not isinstance(faces, torch.Tensor) else faces).cpu().clone()
         if faces.dtype != torch.uint8 or faces.ndim != 4 or faces.shape[1] != 1:
             raise ValueError(
                 f"expected uint8 faces (N, 48, 48) or (N, 1, 48, 48), got {faces.dtype} {tuple(faces.shape)}"
             )
+        # contiguous layout, not channels_last: the explainable copy runs in the default format
+        # (explainable_copy)
         return faces[:, 0].numpy(), to_model_input(faces).to(self.device)
 
     def explain(self, faces: np.ndarray | torch.Tensor, targets: Sequence[int] | None = None) -> Explanation:
         """Explain the predicted class of each face (or ``targets``, class ids per face)."""
-        # callers may be inside no_grad/inference_mode (a validation hook): the inputs are made inside the block
-        # so that they are normal tensors autograd can use; small batches run best on one CPU thread
+        # callers may be inside no_grad/inference_mode (a validation hook): the inputs are made inside the
+        # block so that they are normal tensors autograd can use; small batches run best on one CPU thread
         threads = 1 if self.device.type == "cpu" else None
         with torch.enable_grad(), torch.inference_mode(False), intra_op_threads(threads):
             crops, x = self._inputs(faces)

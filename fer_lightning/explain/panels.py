@@ -1,6 +1,7 @@
-"""The notebook's review panel, one row per face: crop | label | probability | guided backprop | Grad-CAM overlay |
-guided Grad-CAM. Built as a bare matplotlib ``Figure`` (Agg rendering, no pyplot state; ``display(fig)`` in a
-notebook). Its pixel size is fixed — ``CELL_PX`` per cell — so grids of any length compare side by side."""
+"""The notebook's review panel, one row per face: crop | label | probability | guided backprop | Grad-CAM
+overlay | guided Grad-CAM. Built as a bare matplotlib ``Figure`` (Agg rendering, no pyplot state;
+``display(fig)`` in a notebook). Its pixel size is fixed — ``CELL_PX`` per cell — so grids of any length
+compare side by side."""
 
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def panel_figure(
     names: Sequence[str] | None = None,
     true_labels: Sequence[int | None] | None = None,
 ) -> Figure:
-    """The panel grid for every face in ``explanation`` (``names`` caption the rows; ``true_labels`` colour the
-    probability bars: green = correct, red = the true class when the prediction is wrong)."""
+    """The panel grid for every face in ``explanation`` (``names`` caption the rows; ``true_labels`` colour
+    the probability bars: green = correct, red = the true class when the prediction is wrong)."""
     rows = max(len(explanation), 1)
     height, width = panel_size(rows)
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)

@@ -79,16 +79,18 @@ class FaceCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
             _use_wal(self._db)
-            # A cache may lose its last rows in a power cut (they are recomputed); it must not cost an fsync per
-            # batch, which made storing a result slower than decoding a 48x48 JPEG.
+            # A cache may lose its last rows in a power cut (they are recomputed); it must not cost an fsync
+            # per batch, which made storing a result slower than decoding a 48x48 JPEG.
             self._db.execute("PRAGMA synchronous=OFF")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS results (settings TEXT, path TEXT, size INTEGER, mtime_ns INTEGER, "
-                "status TEXT, n_faces INTEGER, crop BLOB, error TEXT, PRIMARY KEY (settings, path))"
+                "CREATE TABLE IF NOT EXISTS results (settings TEXT, path TEXT, size INTEGER, mtime_ns "
+                "INTEGER, status TEXT, n_faces INTEGER, crop BLOB, error TEXT, PRIMARY KEY (settings, path))"
             )
         except (OSError, sqlite3.Error) as e:
-            raise ConfigError(f"cannot use the face cache {self.path} ({e}); point cache_dir (or "
-                              "FER_CACHE_DIR) at a writable folder, or set use_cache=false") from e
+            raise ConfigError(
+                f"cannot use the face cache {self.path} ({e}); point cache_dir (or "
+                "FER_CACHE_DIR) at a writable folder, or set use_cache=false"
+            ) from e
         self._pending: list[tuple] = []
 
     def get_many(self, refs: list[tuple[str, int, int]]) -> dict[str, FileResult]:
@@ -98,8 +100,10 @@ class FaceCache:
         The temporary table is private to this connection, so filling it takes no lock on the shared file.
         """
         with self._transaction("BEGIN"):
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted "
-                             "(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER)")
+            self._db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS wanted "
+                "(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER)"
+            )
             self._db.execute("DELETE FROM wanted")
             self._db.executemany("INSERT OR IGNORE INTO wanted VALUES (?, ?, ?)", refs)
             rows = self._db.execute(
@@ -120,8 +124,9 @@ class FaceCache:
     def flush(self) -> None:
         if self._pending:
             with self._transaction("BEGIN IMMEDIATE"):
-                self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                     self._pending)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending
+                )
             self._pending.clear()
 
     @contextmanager

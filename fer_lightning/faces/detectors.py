@@ -14,8 +14,8 @@ What it costs: dlib misses faces with half the frame blacked out (1 %, MTCNN 40 
 snap to pyramid scales (box side varies 4.3 % across one subject's photos, Haar 2.7 %, MTCNN 3.7 %). For
 collections with partly hidden faces try ``detector=haar`` or ``detector=mtcnn``.
 
-Every backend: detection runs on a copy downscaled to at most ``max_side`` pixels (speed on camera-size photos),
-boxes are mapped back and the crop is cut from the full-resolution image. The largest face wins.
+Every backend: detection runs on a copy downscaled to at most ``max_side`` pixels (speed on camera-size
+photos), boxes are mapped back and the crop is cut from the full-resolution image. The largest face wins.
 """
 
 from __future__ import annotations
@@ -28,18 +28,31 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from fer_lightning.data.arrays import IMAGE_SIZE
+from fer_lightning.emotions import IMAGE_SIZE
 from fer_lightning.images import ImageReadError, as_uint8_image, read_image, to_gray, to_rgb
 from fer_lightning.errors import ConfigError, DetectorUnavailableError
 
 # read_image and ImageReadError are re-exported: callers (preprocessing, the predictor) need one import
-__all__ = ["Box", "DetectorUnavailableError", "DlibDetector", "FaceDetector", "Faces", "HaarDetector",
-           "ImageReadError", "NoDetector", "center_crop", "crop_face", "read_image", "to_gray"]
+__all__ = [
+    "Box",
+    "DetectorUnavailableError",
+    "DlibDetector",
+    "FaceDetector",
+    "Faces",
+    "HaarDetector",
+    "ImageReadError",
+    "NoDetector",
+    "center_crop",
+    "crop_face",
+    "read_image",
+    "to_gray",
+]
 
 
 @dataclass(frozen=True)
 class Box:
-    """Axis-aligned face box in pixel coordinates of the image it was found in; ``score`` is backend-specific."""
+    """Axis-aligned face box in pixel coordinates of the image it was found in; ``score`` is
+    backend-specific."""
 
     x: int
     y: int
@@ -52,8 +65,13 @@ class Box:
         return self.w * self.h
 
     def scaled(self, factor: float) -> Box:
-        return Box(round(self.x * factor), round(self.y * factor), round(self.w * factor), round(self.h * factor),
-                   self.score)
+        return Box(
+            round(self.x * factor),
+            round(self.y * factor),
+            round(self.w * factor),
+            round(self.h * factor),
+            self.score,
+        )
 
     def clipped(self, width: int, height: int) -> Box:
         x0, y0 = max(0, self.x), max(0, self.y)
@@ -62,14 +80,16 @@ class Box:
 
 
 class Faces(NamedTuple):
-    """Result of :meth:`FaceDetector.extract`: the largest face's 48x48 crop (``None`` if no face) and all boxes."""
+    """Result of :meth:`FaceDetector.extract`: the largest face's 48x48 crop (``None`` if no face) and all
+    boxes."""
 
     crop: np.ndarray | None
     boxes: list[Box]
 
 
 def crop_face(image: np.ndarray, box: Box, margin: float = 0.0, size: int = IMAGE_SIZE) -> np.ndarray:
-    """uint8 ``size``x``size`` gray crop of a square centred on ``box``, grown by ``margin`` x box side per edge.
+    """uint8 ``size``x``size`` gray crop of a square centred on ``box``, grown by ``margin`` x box side per
+    edge.
 
     Square because FER2013 faces are square and a non-square resize would distort the expression; the side is
     the box's longer side. Parts of the square outside the image are filled by edge replication (a face at the
@@ -156,7 +176,9 @@ class FaceDetector(ABC):
             small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
             prepared = cv2.resize(prepared, small_size, interpolation=cv2.INTER_AREA)
         boxes = [b.scaled(1.0 / scale).clipped(width, height) for b in self._find(prepared)]
-        return sorted((b for b in boxes if b.w > 1 and b.h > 1), key=lambda b: (b.area, b.score), reverse=True)
+        return sorted(
+            (b for b in boxes if b.w > 1 and b.h > 1), key=lambda b: (b.area, b.score), reverse=True
+        )
 
     def extract(self, image: np.ndarray, bgr: bool = False) -> Faces:
         """The largest face as a 48x48 uint8 crop (with this detector's margin) and every box found."""
@@ -165,7 +187,8 @@ class FaceDetector(ABC):
         return Faces(crop, boxes)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.settings().items() if k != 'name')})"
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.settings().items() if k != "name")
+        return f"{type(self).__name__}({settings})"
 
 
 class HaarDetector(FaceDetector):
@@ -173,42 +196,68 @@ class HaarDetector(FaceDetector):
 
     name = "haar"
 
-    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
-                 min_neighbors: int = 5, min_size: int = 30, margin: float = 0.0, max_side: int = 1024) -> None:
+    def __init__(
+        self,
+        cascade: str = "haarcascade_frontalface_default.xml",
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_size: int = 30,
+        margin: float = 0.0,
+        max_side: int = 1024,
+    ) -> None:
         super().__init__(margin, max_side)
         self.cascade, self.scale_factor = cascade, float(scale_factor)
         self.min_neighbors, self.min_size = int(min_neighbors), int(min_size)
 
     def _params(self) -> dict[str, Any]:
-        return {"cascade": self.cascade, "scale_factor": self.scale_factor,
-                "min_neighbors": self.min_neighbors, "min_size": self.min_size}
+        return {
+            "cascade": self.cascade,
+            "scale_factor": self.scale_factor,
+            "min_neighbors": self.min_neighbors,
+            "min_size": self.min_size,
+        }
 
     def _load(self) -> cv2.CascadeClassifier:
-        path = self.cascade if os.path.isfile(self.cascade) else os.path.join(cv2.data.haarcascades, self.cascade)
+        path = (
+            self.cascade
+            if os.path.isfile(self.cascade)
+            else os.path.join(cv2.data.haarcascades, self.cascade)
+        )
         classifier = cv2.CascadeClassifier(path)
         if classifier.empty():
-            raise FileNotFoundError(f"Haar cascade {path!r} could not be loaded (missing or not a cascade XML)")
+            raise FileNotFoundError(
+                f"Haar cascade {path!r} could not be loaded (missing or not a cascade XML)"
+            )
         return classifier
 
     def _find(self, image: np.ndarray) -> list[Box]:
         rects, hits = self.model.detectMultiScale2(
-            image, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size))
+            image,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+        )
         return [Box(int(x), int(y), int(w), int(h), float(n)) for (x, y, w, h), n in zip(rects, hits)]
 
 
 class DlibDetector(FaceDetector):
     """dlib's HOG + linear SVM frontal detector (``score`` = SVM margin).
 
-    ``upsample`` doubles the image that many times before scanning (finds faces down to ~40 px at 1, ~80 px at 0,
-    each level ~4x slower); ``retry_upsample`` scans once more at that level only when the first pass found
+    ``upsample`` doubles the image that many times before scanning (finds faces down to ~40 px at 1, ~80 px at
+    0, each level ~4x slower); ``retry_upsample`` scans once more at that level only when the first pass found
     nothing, so photos with a large face stay fast and small faces are still found.
     """
 
     name = "dlib"
 
-    def __init__(self, upsample: int = 0, retry_upsample: int | None = 1, min_score: float = 0.0,
-                 margin: float = 0.1, max_side: int = 1024) -> None:
+    def __init__(
+        self,
+        upsample: int = 0,
+        retry_upsample: int | None = 1,
+        min_score: float = 0.0,
+        margin: float = 0.1,
+        max_side: int = 1024,
+    ) -> None:
         super().__init__(margin, max_side)
         self.upsample, self.min_score = int(upsample), float(min_score)
         self.retry_upsample = None if retry_upsample is None else int(retry_upsample)
@@ -233,7 +282,8 @@ class DlibDetector(FaceDetector):
 
 
 class NoDetector(FaceDetector):
-    """``detector=none``: the input already is a face crop (e.g. FER2013 image folders); the whole image is the box."""
+    """``detector=none``: the input already is a face crop (e.g. FER2013 image folders); the whole image is
+    the box."""
 
     name = "none"
 
@@ -250,4 +300,3 @@ class NoDetector(FaceDetector):
     def detect(self, image: np.ndarray, bgr: bool = False) -> list[Box]:
         height, width = as_uint8_image(image).shape[:2]  # checked; no downscale needed for the whole frame
         return [Box(0, 0, width, height)]
-

@@ -2,10 +2,10 @@
 
 Processes rather than threads: they scale on every backend whatever it does with the GIL (MTCNN is mostly
 Python-level glue around small torch calls, and the per-file Python work is a real share for 48x48 inputs).
-The pool uses the ``spawn`` start method: callers (the training script) may already run torch or other threads,
-and forking a threaded process can deadlock the child. Spawning costs each worker a fresh interpreter (about a
-second of imports), so the first second of work runs in-process and times the files; the rest goes to the
-pool only when it is long enough to repay the start-up.
+The pool uses the ``spawn`` start method: callers (the training script) may already run torch or other
+threads, and forking a threaded process can deadlock the child. Spawning costs each worker a fresh interpreter
+(about a second of imports), so the first second of work runs in-process and times the files; the rest goes to
+the pool only when it is long enough to repay the start-up.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def process_file(ref: FileRef, detector: FaceDetector) -> FileResult:
     try:
         faces = detector.extract(image)
     except Exception as e:  # noqa: BLE001 - one odd image (e.g. 2 px wide) must not end a run over thousands
-        return FileResult(ref.path, ref.size, ref.mtime_ns, "error", error=f"detector failed ({type(e).__name__}: {e})")
+        return FileResult(
+            ref.path, ref.size, ref.mtime_ns, "error", error=f"detector failed ({type(e).__name__}: {e})"
+        )
     if faces.crop is None:
         return FileResult(ref.path, ref.size, ref.mtime_ns, "noface", 0, center_crop(image).tobytes())
     return FileResult(ref.path, ref.size, ref.mtime_ns, "face", len(faces.boxes), faces.crop.tobytes())
@@ -71,8 +73,9 @@ def _work(ref: FileRef) -> FileResult:
     return process_file(ref, _worker_detector)
 
 
-# Break-even for a pool: spawning a worker costs ~1-2 s of imports (in parallel across workers), after which two
-# workers halve what is left. Below ~3 s of remaining serial work the pool would finish later than one process.
+# Break-even for a pool: spawning a worker costs ~1-2 s of imports (in parallel across workers), after which
+# two workers halve what is left. Below ~3 s of remaining serial work the pool would finish later than one
+# process.
 _POOL_BREAK_EVEN_S = 3.0
 
 
@@ -83,8 +86,9 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def map_files(todo: list[FileRef], detector: FaceDetector, workers: int | None,
-             probe_s: float) -> Iterator[FileResult]:
+def map_files(
+    todo: list[FileRef], detector: FaceDetector, workers: int | None, probe_s: float
+) -> Iterator[FileResult]:
     """Results in completion order (no cache). In-process for ``probe_s`` seconds to time the files, then a
     pool of ``workers`` (``None``: one per usable core) for the rest, only if that will pay off.
     ``probe_s <= 0`` skips the probe: the pool is used whenever ``workers`` allows it."""
@@ -108,9 +112,14 @@ def map_files(todo: list[FileRef], detector: FaceDetector, workers: int | None,
         yield from pool.imap_unordered(_work, rest, chunksize=chunksize)
 
 
-def extract_faces(refs: Iterable[FileRef], detector: FaceDetector, cache_dir: str | Path | None,
-                  workers: int | None = None, progress: bool = True,
-                  probe_s: float = 1.0) -> tuple[dict[str, FileResult], int]:
+def extract_faces(
+    refs: Iterable[FileRef],
+    detector: FaceDetector,
+    cache_dir: str | Path | None,
+    workers: int | None = None,
+    progress: bool = True,
+    probe_s: float = 1.0,
+) -> tuple[dict[str, FileResult], int]:
     """Results for every file (keyed by real path) and how many of them came from the cache.
 
     ``workers``: ``None`` = one per usable core, ``0``/``1`` = in-process. ``cache_dir=None`` disables the
@@ -124,8 +133,13 @@ def extract_faces(refs: Iterable[FileRef], detector: FaceDetector, cache_dir: st
             results.update(cache.get_many([(r.path, r.size, r.mtime_ns) for r in refs]))
         todo = [ref for ref in refs if ref.path not in results]
         n_cached = len(results)
-        bar = tqdm(total=len(todo), desc=f"faces ({detector.name})", unit="img", disable=not progress or not todo,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=len(todo),
+            desc=f"faces ({detector.name})",
+            unit="img",
+            disable=not progress or not todo,
+            dynamic_ncols=True,
+        )
         with bar:
             for result in map_files(todo, detector, workers, probe_s):
                 results[result.path] = result

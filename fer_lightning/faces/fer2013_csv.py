@@ -1,4 +1,4 @@
-"""Write :class:`FERArrays` as a FER2013 CSV (``emotion,pixels,Usage``), atomically.
+"""Write :class:`FERArrays` as a FER2013 CSV (``emotion,pixels,Usage``), atomically (``utils.io``).
 
 The reader is :func:`fer_lightning.data.fer2013.load_fer2013_csv`; this is its inverse, so photo folders and
 Kaggle's file go through one parser.
@@ -6,26 +6,23 @@ Kaggle's file go through one parser.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from fer_lightning.data.arrays import SPLITS, FERArrays
+from fer_lightning.data.arrays import FERArrays
 from fer_lightning.data.fer2013 import HEADER
-from fer_lightning.emotions import SPLIT_TO_USAGE
+from fer_lightning.emotions import USAGES
+from fer_lightning.utils.io import write_bytes
 
 # Decimal text of 0..255 as (256, 3) ASCII digits, left-aligned, and each value's digit count: rows are
 # formatted with a few numpy scatters per chunk instead of 2304 int→str conversions per row (36k rows: ~1 s
 # instead of ~6 s).
 _DIGIT_COUNT = np.array([len(str(v)) for v in range(256)], np.int64)
 _DIGITS = np.array([list(str(v).ljust(3).encode()) for v in range(256)], np.uint8)
-_USAGE_BYTES = [SPLIT_TO_USAGE[s].encode() for s in SPLITS]
+_USAGE_BYTES = [usage.encode() for usage in USAGES]  # indexed by split id
 _ROWS_PER_CHUNK = 1024
 
 
@@ -43,7 +40,9 @@ def _pixel_texts(images: np.ndarray) -> list[bytes]:
         buf[starts[has] + k] = _DIGITS[values[has], k]
     row_ends = ends[per_row - 1 :: per_row]
     row_starts = np.concatenate(([0], row_ends[:-1]))
-    return [buf[a : b - 1].tobytes() for a, b in zip(row_starts.tolist(), row_ends.tolist())]  # drop last space
+    return [
+        buf[a : b - 1].tobytes() for a, b in zip(row_starts.tolist(), row_ends.tolist())
+    ]  # drop last space
 
 
 def content_hash(arrays: FERArrays) -> str:
@@ -59,33 +58,14 @@ def _lines(arrays: FERArrays) -> Iterator[bytes]:
     for first in range(0, len(arrays), _ROWS_PER_CHUNK):
         chunk = slice(first, first + _ROWS_PER_CHUNK)
         texts = _pixel_texts(arrays.images[chunk])
-        yield b"".join(b"%d,%s,%s\n" % (label, pixels, _USAGE_BYTES[split]) for label, pixels, split
-                       in zip(arrays.labels[chunk].tolist(), texts, arrays.splits[chunk].tolist()))
-
-
-def atomic_write(path: str | Path, chunks: Iterator[bytes] | bytes, compress: bool = False) -> None:
-    """Write to a temp file in the target folder, then ``os.replace``: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            f = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if compress else raw
-            for chunk in [chunks] if isinstance(chunks, bytes) else chunks:
-                f.write(chunk)
-            if compress:
-                f.close()
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a dataset file should be readable like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield b"".join(
+            b"%d,%s,%s\n" % (label, pixels, _USAGE_BYTES[split])
+            for label, pixels, split in zip(
+                arrays.labels[chunk].tolist(), texts, arrays.splits[chunk].tolist()
+            )
+        )
 
 
 def write_fer2013_csv(path: str | Path, arrays: FERArrays) -> None:
     """FER2013 CSV at ``path`` (gzip-compressed when it ends in ``.gz``)."""
-    atomic_write(path, _lines(arrays), compress=str(path).endswith(".gz"))
-
-
-def write_json(path: str | Path, data: dict) -> None:
-    atomic_write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
+    write_bytes(path, _lines(arrays), compress=str(path).endswith(".gz"))

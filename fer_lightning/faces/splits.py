@@ -19,13 +19,11 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from fer_lightning.data.arrays import SPLITS
+from fer_lightning.emotions import SPLITS, TEST_PREFIX_TO_SPLIT_ID
 
 SPLIT_MODES = ("auto", "train", "test")
 TRAIN_DIRS = frozenset({"train", "training"})
 TEST_DIRS = frozenset({"test", "testing", "val", "validation"})
-# FER2013 image-folder exports name test files PublicTest_*.jpg / PrivateTest_*.jpg: keep that original split.
-_NAME_PREFIXES = {"publictest": SPLITS.index("public"), "privatetest": SPLITS.index("private")}
 
 TRAIN, PUBLIC, PRIVATE = (SPLITS.index(s) for s in ("train", "public", "private"))
 OUTSIDE = -1
@@ -40,7 +38,8 @@ def _stratified(labels: np.ndarray, fraction: float, rng: np.random.Generator) -
     """Boolean mask choosing ``fraction * n_c`` rows of each class ``c`` (at least one of a class of 2+).
 
     ``fraction * n_c`` is rounded up or down at random (seeded), not always the same way: with many small
-    classes a fixed rounding would tilt the whole split (3 per class halved → 2 public, 1 private, every time).
+    classes a fixed rounding would tilt the whole split (3 per class halved → 2 public, 1 private, every
+    time).
     """
     chosen = np.zeros(len(labels), bool)
     for c in np.unique(labels):
@@ -51,20 +50,32 @@ def _stratified(labels: np.ndarray, fraction: float, rng: np.random.Generator) -
     return chosen
 
 
-def _split_test(relpaths: Sequence[PurePosixPath], labels: np.ndarray, rng: np.random.Generator,
-                usage_from_name: bool) -> np.ndarray:
+def _split_test(
+    relpaths: Sequence[PurePosixPath], labels: np.ndarray, rng: np.random.Generator, usage_from_name: bool
+) -> np.ndarray:
     out = np.full(len(labels), PUBLIC, np.int8)
-    named = np.array([_NAME_PREFIXES.get(p.name.split("_")[0].lower(), OUTSIDE) if usage_from_name else OUTSIDE
-                      for p in relpaths], np.int8)
+    named = np.array(
+        [
+            TEST_PREFIX_TO_SPLIT_ID.get(p.name.split("_")[0].lower(), OUTSIDE) if usage_from_name else OUTSIDE
+            for p in relpaths
+        ],
+        np.int8,
+    )
     free = np.flatnonzero(named == OUTSIDE)
-    out[named != OUTSIDE] = named[named != OUTSIDE]
+    out[named != OUTSIDE] = named[named != OUTSIDE]  # FER2013 exports' PublicTest_*/PrivateTest_* keep theirs
     public = _stratified(labels[free], 0.5, rng)
     out[free[~public]] = PRIVATE
     return out
 
 
-def assign_splits(relpaths: Sequence[PurePosixPath], labels: Sequence[int], mode: str = "auto", seed: int = 0,
-                  test_fraction: float = 0.2, usage_from_name: bool = True) -> np.ndarray:
+def assign_splits(
+    relpaths: Sequence[PurePosixPath],
+    labels: Sequence[int],
+    mode: str = "auto",
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    usage_from_name: bool = True,
+) -> np.ndarray:
     """Split index (into :data:`SPLITS`) per row, or ``OUTSIDE`` (-1) for rows ``auto`` leaves out."""
     if mode not in SPLIT_MODES:
         raise ValueError(f"split must be one of {SPLIT_MODES}, got {mode!r}")

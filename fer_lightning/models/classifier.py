@@ -3,37 +3,72 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from omegaconf import Container, OmegaConf
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.emotions import EMOTIONS
+
+
+def network_and_config(net: nn.Module | partial) -> tuple[nn.Module, dict | None]:
+    """The network, and the config that rebuilds it (``{"_target_": dotted class name, **its arguments}``,
+    what :mod:`fer_lightning.checkpoints` reads back) when ``net`` is a factory: a ``functools.partial`` of
+    the network class, as ``_partial_: true`` in conf/model/*.yaml gives. A ready module has no such config
+    (``None``)."""
+    if isinstance(net, nn.Module):
+        return net, None
+    if not isinstance(net, partial) or not isinstance(net.func, type) or net.args:
+        raise TypeError(
+            f"net must be an nn.Module or a partial of a network class with named arguments, got {net!r}"
+        )
+    # Hydra hands list arguments over as ListConfig: stored as plain lists, the checkpoint loads with
+    # weights_only
+    arguments = {
+        k: OmegaConf.to_container(v, resolve=True) if isinstance(v, Container) else v
+        for k, v in net.keywords.items()
+    }
+    return net(), {"_target_": f"{net.func.__module__}.{net.func.__qualname__}", **arguments}
 
 
 class FERClassifier(pl.LightningModule):
     """Cross-entropy classifier. Metric names: ``train/{loss,acc}``, ``val/{loss,acc}`` on the selection split
-    (PublicTest), ``val/<split>/{loss,acc}`` for every split when several are validated, ``test/{loss,acc}``."""
+    (PublicTest), ``val/<split>/{loss,acc}`` for every split when several are validated,
+    ``test/{loss,acc}``."""
 
-    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Callable[..., Any] | None = None, scheduler_interval: str = "epoch",
-                 label_smoothing: float = 0.0, channels_last: bool = True, compile: bool = False,
-                 distillation_weight: float = 0.0, net_config: dict | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module | partial,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        label_smoothing: float = 0.0,
+        channels_last: bool = True,
+        compile: bool = False,
+        distillation_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         # optimiser/scheduler factories are config, not weights: keep them out of the checkpoint so it loads
-        # with torch.load(weights_only=True); net_config (plain dict) lets loaders rebuild the network.
+        # with torch.load(weights_only=True)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net = net
+        # hyper_parameters.net_config (a plain dict) is how checkpoint loaders rebuild the network without
+        # Lightning or the training config; a network built from a factory records it, a ready module leaves
+        # it None
+        self.net, self.hparams.net_config = network_and_config(net)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         num_classes = getattr(net, "num_classes", len(EMOTIONS))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         if not 0.0 <= distillation_weight <= 1.0:
             raise ValueError(f"distillation_weight must lie in [0, 1], got {distillation_weight}")
         # validate_args=False: preds come from argmax and labels were range-checked when the data was loaded;
-        # torchmetrics' per-call checks cost more than the update itself (~0.25 of ~0.55 ms per batch on the CPU)
+        # torchmetrics' per-call checks cost more than the update itself (~0.25 of ~0.55 ms per batch on the
+        # CPU)
         accuracy = lambda: MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.train_acc = accuracy()
         # one metric object per logged name: the selection split is logged both as val/ and val/<split>/
@@ -57,15 +92,26 @@ class FERClassifier(pl.LightningModule):
         loss = self.criterion(logits, labels)
         weight = self.hparams.distillation_weight
         if teacher and weight > 0:
-            # cross-entropy against the teachers' probabilities (= KL to them up to a constant), mixed with the labels
+            # cross-entropy against the teachers' probabilities (= KL to them up to a constant), mixed with
+            # the labels
             loss = (1 - weight) * loss + weight * F.cross_entropy(logits, teacher[0].to(logits.dtype))
         return loss, logits.argmax(1), labels
 
+    def _datamodule(self) -> FERDataModule | None:
+        """The trainer's FERDataModule; ``None`` when fitting another data module or bare dataloaders (one
+        validation split, no teacher targets)."""
+        datamodule = self.trainer.datamodule
+        return datamodule if isinstance(datamodule, FERDataModule) else None
+
     def on_fit_start(self) -> None:
-        targets = getattr(getattr(self.trainer, "datamodule", None), "teacher_targets", None)
-        if bool(targets) != (self.hparams.distillation_weight > 0):  # half a distillation setup is a config slip
+        datamodule = self._datamodule()
+        targets = datamodule.teacher_targets if datamodule else None
+        if bool(targets) != (
+            self.hparams.distillation_weight > 0
+        ):  # half a distillation setup is a config slip
             raise ValueError(
-                f"distillation needs both data.teacher_targets (now {targets!r}) and model.distillation_weight > 0 "
+                f"distillation needs both data.teacher_targets (now {targets!r}) and "
+                "model.distillation_weight > 0 "
                 f"(now {self.hparams.distillation_weight})"
             )
 
@@ -80,8 +126,8 @@ class FERClassifier(pl.LightningModule):
 
     def _val_names(self, dataloader_idx: int) -> list[tuple[str, str]]:
         """(log prefix, metric key) pairs for one validation dataloader."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        splits = getattr(datamodule, "val_splits", ("public",))
+        datamodule = self._datamodule()
+        splits = datamodule.val_splits if datamodule else ("public",)
         if len(splits) == 1:
             return [("val", "selection")]
         split = splits[dataloader_idx]
@@ -91,10 +137,22 @@ class FERClassifier(pl.LightningModule):
         loss, preds, labels = self._step(batch)
         for prefix, key in self._val_names(dataloader_idx):
             self.val_acc[key].update(preds, labels)
-            self.log(f"{prefix}/loss", loss, on_epoch=True, prog_bar=prefix == "val", batch_size=len(labels),
-                     add_dataloader_idx=False, sync_dist=True)
-            self.log(f"{prefix}/acc", self.val_acc[key], on_epoch=True, prog_bar=prefix == "val",
-                     add_dataloader_idx=False)
+            self.log(
+                f"{prefix}/loss",
+                loss,
+                on_epoch=True,
+                prog_bar=prefix == "val",
+                batch_size=len(labels),
+                add_dataloader_idx=False,
+                sync_dist=True,
+            )
+            self.log(
+                f"{prefix}/acc",
+                self.val_acc[key],
+                on_epoch=True,
+                prog_bar=prefix == "val",
+                add_dataloader_idx=False,
+            )
 
     def test_step(self, batch, batch_idx: int) -> None:
         loss, preds, labels = self._step(batch)
@@ -111,8 +169,14 @@ class FERClassifier(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "name": "train/lr",
-                                                         "interval": self.hparams.scheduler_interval}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "name": "train/lr",
+                "interval": self.hparams.scheduler_interval,
+            },
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["classes"] = list(EMOTIONS)

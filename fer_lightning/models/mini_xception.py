@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: PyTorch's BatchNorm momentum weights the *new* batch; Keras' 0.99 keeps 99 % of the running value, i.e. 0.01 here.
+#: PyTorch's BatchNorm momentum weights the *new* batch; Keras' 0.99 keeps 99 % of the running value, i.e.
+# 0.01 here.
 KERAS_BN_MOMENTUM = 0.01
 
 
@@ -22,14 +23,15 @@ class SeparableConv2d(nn.Sequential):
 class _Subsample(torch.autograd.Function):
     """``x[:, :, ::s, ::s]`` whose gradient keeps ``x``'s memory layout.
 
-    Autograd's own slice backward scatters into a *contiguous* (NCHW) zero tensor; added to the residual body's
-    channels_last gradient it turns the rest of the backward pass NCHW (the training step ran ~20 % slower).
+    Autograd's own slice backward scatters into a *contiguous* (NCHW) zero tensor; added to the residual
+    body's channels_last gradient it turns the rest of the backward pass NCHW (the training step ran ~20 %
+    slower).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, s: int) -> torch.Tensor:
-        # x itself is kept (no copy: the residual body saves it for its own backward anyway) so the gradient can
-        # be made like it; no branching on x here, so FX / ONNX tracing passes through
+        # x itself is kept (no copy: the residual body saves it for its own backward anyway) so the gradient
+        # can be made like it; no branching on x here, so FX / ONNX tracing passes through
         ctx.s = s
         ctx.save_for_backward(x)
         return x[:, :, ::s, ::s]
@@ -43,13 +45,15 @@ class _Subsample(torch.autograd.Function):
 
 
 class SubsampledPointwiseConv2d(nn.Conv2d):
-    """A 1×1 convolution with stride ``s``, computed as "keep every s-th pixel, then a stride-1 1×1 convolution".
+    """A 1×1 convolution with stride ``s``, computed as "keep every s-th pixel, then a stride-1 1×1
+    convolution".
 
-    Same parameters and state-dict keys as ``nn.Conv2d(c_in, c_out, 1, stride=s, bias=False)`` and the same output
-    (a 1×1 kernel only reads the pixels the stride keeps). Why not the plain strided conv: with torch 2.14.1 on a
-    CPU, its oneDNN weight-gradient kernel in channels_last crashes the process (segfault or "double free") for odd
-    batch sizes with more than one intra-op thread, and FER2013's last Training batch is 28,709 mod 128 = 37. The
-    repro and the speed check are in ``benchmarks/README.md`` ("channels_last crash").
+    Same parameters and state-dict keys as ``nn.Conv2d(c_in, c_out, 1, stride=s, bias=False)`` and the same
+    output (a 1×1 kernel only reads the pixels the stride keeps). Why not the plain strided conv: with torch
+    2.14.1 on a CPU, its oneDNN weight-gradient kernel in channels_last crashes the process (segfault or
+    "double free") for odd batch sizes with more than one intra-op thread, and FER2013's last Training batch
+    is 28,709 mod 128 = 37. The repro and the speed check are in ``benchmarks/README.md`` ("channels_last
+    crash").
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
@@ -85,8 +89,9 @@ class ResidualBlock(nn.Module):
 class MiniXception(nn.Module):
     """48×48 (or 44×44) grayscale → ``num_classes`` logits.
 
-    Two valid 3×3 convs (48→44), four residual blocks (44→22→11→6→3), a 3×3 conv to the classes, global average
-    pooling. ``blocks[2]`` (6×6) is the default Grad-CAM layer; ``classifier`` is the notebook's 3×3 ``last_conv``.
+    Two valid 3×3 convs (48→44), four residual blocks (44→22→11→6→3), a 3×3 conv to the classes, global
+    average pooling. ``blocks[2]`` (6×6) is the default Grad-CAM layer; ``classifier`` is the notebook's 3×3
+    ``last_conv``.
     """
 
     def __init__(

@@ -9,12 +9,14 @@ from torch.optim.lr_scheduler import LRScheduler
 class SteppedDecayLR(LRScheduler):
     """Constant lr up to epoch ``start``; after it, multiplied by ``rate`` every ``every`` epochs.
 
-    lr(epoch) = base_lr * rate ** ((epoch - start) // every) for epoch > start, else base_lr — the notebook's rule
-    (``start=80, every=5, rate=0.9``), computed in closed form so resuming at any epoch gives the same value.
+    lr(epoch) = base_lr * rate ** ((epoch - start) // every) for epoch > start, else base_lr — the notebook's
+    rule (``start=80, every=5, rate=0.9``), computed in closed form so resuming at any epoch gives the same
+    value.
     """
 
-    def __init__(self, optimizer: Optimizer, start: int = 80, every: int = 5, rate: float = 0.9,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, start: int = 80, every: int = 5, rate: float = 0.9, last_epoch: int = -1
+    ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.start, self.every, self.rate = start, every, rate

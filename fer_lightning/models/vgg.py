@@ -9,8 +9,11 @@ from torch import nn
 def _stage(c_in: int, c_out: int, convs: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(convs):
-        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False),
-                   nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
     layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
 

@@ -1,5 +1,8 @@
 """``scripts/predict.py``: photos on disk → predictions.csv, annotated copies and a table on the console.
 
+Usage: ``python scripts/predict.py inputs=<photo or folder> [ckpt_path=...] [detector=haar]`` (settings:
+``conf/predict.yaml``).
+
 One bad file never stops a run: an unreadable file, an entry the folder walk skipped (a symlink loop) or a
 photo without a face becomes a CSV row with an empty label and the reason, so the CSV accounts for every
 input. A run in which no file at all could be read fails (exit 1 from the script) after writing that CSV.
@@ -11,7 +14,6 @@ import csv
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,46 +23,14 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fer_lightning.images import IMAGE_EXTENSIONS, ImageReadError
-from fer_lightning.faces.pipeline import find_photos, instantiate_setting
 from fer_lightning.errors import InputError
+from fer_lightning.faces.walk import SKIPPED, UNREADABLE, list_inputs
+from fer_lightning.images import ImageReadError
 from fer_lightning.predict import FacePrediction, Predictor
+from fer_lightning.utils.instantiate import instantiate_setting
 from fer_lightning.utils.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
-
-#: Reason prefixes of the rows of files that could not be read (``failed_rows``).
-UNREADABLE, SKIPPED = "unreadable", "skipped"
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What ``inputs=`` names: the files to read, and (name, reason) rows for those already known to fail."""
-
-    files: list[tuple[Path, str]]  # (file, name to report)
-    failed: list[tuple[str, str]]  # skipped by the folder walk (symlink loop ...), or a photo not readable
-
-
-def list_inputs(inputs: str | Path) -> Inputs:
-    """A single file, or every photo under a folder (sorted, hidden files skipped; see :func:`find_photos`).
-
-    Raises :class:`InputError` for a path that does not exist or is not a regular file, and for a folder
-    without a single photo: a run over nothing is a mistake to report, not an empty result.
-    """
-    root = Path(inputs).expanduser()
-    if root.is_dir():
-        photos, skipped = find_photos(root, IMAGE_EXTENSIONS)
-        if not photos and not skipped:
-            raise InputError(f"inputs={inputs}: no photos ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
-        return Inputs([(root / p.rel, p.rel.as_posix()) for p in photos if p.ref is not None],
-                      [(p.rel.as_posix(), f"{UNREADABLE}: {p.error}") for p in photos if p.ref is None]
-                      + [(s.rel.as_posix(), f"{SKIPPED}: {s.reason}") for s in skipped])
-    if root.is_file():
-        return Inputs([(root, root.name)], [])
-    if root.exists():  # a FIFO or a device would block the decoder
-        raise InputError(f"inputs={inputs} is neither a regular file nor a folder; give a photo or a folder "
-                         "of photos")
-    raise InputError(f"inputs={inputs}: no such file or folder (resolved to {root.resolve()})")
 
 
 def failed_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,7 +139,7 @@ def print_table(rows: Sequence[dict[str, Any]], limit: int = 50, console: Consol
     (console or Console()).print(table)
 
 
-def predict_files(cfg: DictConfig) -> list[dict[str, Any]]:
+def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """Run the predictor over ``cfg.inputs``; writes ``predictions.csv`` (+ ``annotated/``) in the run dir.
 
     Files that cannot be read get a row with the reason, and the run still succeeds when at least one could be
@@ -188,11 +158,19 @@ def predict_files(cfg: DictConfig) -> list[dict[str, Any]]:
     if cfg.get("table", True):
         print_table(rows, cfg.get("table_rows", 50))
     if len(failed) == n_files:
-        raise InputError(f"inputs={cfg.inputs}: none of the {n_files} file(s) could be read (first: "
-                         f"{failed[0]['path']}: {failed[0]['reason']}); every reason is in {csv_path}")
+        raise InputError(
+            f"inputs={cfg.inputs}: none of the {n_files} file(s) could be read (first: "
+            f"{failed[0]['path']}: {failed[0]['reason']}); every reason is in {csv_path}"
+        )
     faces = sum(1 for r in rows if r["label"])
     no_face = sum(1 for r in rows if not r["label"]) - len(failed)
-    log.log(logging.WARNING if failed else logging.INFO,
-            "%d face(s) in %d file(s); %d file(s) without a face; %d file(s) could not be read; wrote %s",
-            faces, n_files, no_face, len(failed), csv_path)
+    log.log(
+        logging.WARNING if failed else logging.INFO,
+        "%d face(s) in %d file(s); %d file(s) without a face; %d file(s) could not be read; wrote %s",
+        faces,
+        n_files,
+        no_face,
+        len(failed),
+        csv_path,
+    )
     return rows

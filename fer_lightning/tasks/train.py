@@ -1,4 +1,5 @@
-"""train(cfg): compose data, model, callbacks, loggers and trainer from a Hydra config; fit, then test."""
+"""run(cfg) for scripts/train.py: data, model, callbacks, loggers and trainer from a Hydra config; fit, then
+test."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def build_model(cfg: DictConfig) -> pl.LightningModule:
-    """The LightningModule, remembering its network's config so checkpoints can rebuild the network alone."""
+    """The LightningModule (which records its network's config for checkpoints), with ``init_weights``
+    loaded."""
     model = hydra.utils.instantiate(cfg.model)
-    # set after instantiation: passed as an argument, Hydra would build the network from it a second time
-    model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
-    if cfg.get("init_weights"):  # fine-tuning: start from trained weights, with a fresh optimiser and schedule
+    if cfg.get(
+        "init_weights"
+    ):  # fine-tuning: start from trained weights, with a fresh optimiser and schedule
         load_weights_into(model.net, cfg.init_weights)
         log.info("network initialised from %s", cfg.init_weights)
     return model
@@ -60,7 +62,7 @@ def _interrupted(trainer: pl.Trainer) -> TrainingInterrupted:
     )
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit on Training, select on PublicTest (``val/loss``), report the selected checkpoint on PrivateTest."""
     check_train_config(cfg)
     if cfg.get("ckpt_path"):
@@ -93,12 +95,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
-            log.warning("no best checkpoint (no checkpoint callback or no validation): testing current weights")
+            log.warning(
+                "no best checkpoint (no checkpoint callback or no validation): testing current weights"
+            )
         log.info("testing %s on %s", best or "current weights", datamodule.test_split)
         if best:
-            # Loaded here rather than via ckpt_path: with a weight-averaging callback (callbacks=[default,ema]) Lightning
-            # would restore the raw weights kept for resuming, not the averaged ones that were selected on PublicTest.
-            model.load_state_dict(torch.load(best, map_location=model.device, weights_only=True)["state_dict"])
+            # Loaded here rather than via ckpt_path: with a weight-averaging callback
+            # (callbacks=[default,ema]) Lightning would restore the raw weights kept for resuming, not the
+            # averaged ones that were selected on PublicTest.
+            model.load_state_dict(
+                torch.load(best, map_location=model.device, weights_only=True)["state_dict"]
+            )
         trainer.test(model, datamodule=datamodule)
         metrics.update(trainer.callback_metrics)
     return {k: float(v) for k, v in metrics.items()}

@@ -1,4 +1,5 @@
-"""Compose a script's config outside ``@hydra.main`` (tests, benchmarks, notebooks) exactly as the script would."""
+"""Compose a script's config outside ``@hydra.main`` (tests, benchmarks, notebooks) exactly as the script
+would."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from omegaconf import DictConfig, open_dict
 from fer_lightning.utils.runtime import register_resolvers
 
 
-def compose_config(conf_dir: str | Path, config_name: str, overrides: list[str], output_dir: str | Path) -> DictConfig:
-    """``conf_dir/<config_name>.yaml`` with ``overrides``, run outputs (and log dir) redirected to ``output_dir``."""
+def compose_config(
+    conf_dir: str | Path, config_name: str, overrides: list[str], output_dir: str | Path
+) -> DictConfig:
+    """``conf_dir/<config_name>.yaml`` with ``overrides``, run outputs (and log dir) redirected to
+    ``output_dir``."""
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):

@@ -1,12 +1,13 @@
-"""Type and range checks on the keys of a training config that users override most, run before any data loads.
+"""Type and range checks on config keys users override most, run before any data loads.
 
 Why: Hydra accepts ``trainer.max_epochs=abc`` as a string, and Lightning only trips over it after the data has
-loaded, with a bare ``AssertionError``. One line naming the key, the value and what is expected saves the minute.
+loaded, with a bare ``AssertionError``. One line naming the key, the value and what is expected saves the
+minute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -46,8 +47,31 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def check_train_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for the first key in :data:`CHECKS` whose value has the wrong type or range."""
+    """Raise :class:`ConfigError` for the first key in :data:`CHECKS` whose value has the wrong type or
+    range."""
     for key, (ok, expected) in CHECKS.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not ok(value):
             raise ConfigError(f"{key}={value!r}: expected {expected}")
+
+
+def positive_int(cfg: DictConfig, key: str, optional: bool = False) -> int | None:
+    """``cfg[key]`` checked to be a whole number of at least 1 (or null when ``optional``)."""
+    value = cfg.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"{key}={value} must be a whole number of at least 1{' or null' if optional else ''}"
+        )
+    return value
+
+
+def checkpoint_paths(value: Any) -> list[str]:
+    """A script's ``checkpoints=`` setting as a list of paths: ``checkpoints=a.ckpt`` (one path, no brackets)
+    is a list of one — iterating the string would look for each of its characters as a file."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return [str(value)]
+    return [str(v) for v in value]

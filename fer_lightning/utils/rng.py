@@ -1,8 +1,9 @@
 """Every random number generator a training run draws from, captured as plain data and restored exactly.
 
 Why: a run resumed from ``last.ckpt`` must draw the same shuffles and augmentations as the uninterrupted run.
-``seed_everything`` only fixes the *start*; the checkpoint must carry the generators' state at the moment it was
-written. Plain tensors, ints and tuples only, so checkpoints still load with ``torch.load(weights_only=True)``.
+``seed_everything`` only fixes the *start*; the checkpoint must carry the generators' state at the moment it
+was written. Plain tensors, ints and tuples only, so checkpoints still load with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations

@@ -1,31 +1,56 @@
-"""Process-level set-up shared by the scripts: where the project lives, quiet and fast defaults, one-line errors."""
+"""Process-level set-up shared by the scripts: where the project lives, quiet and fast defaults, one-line
+errors."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
 def bootstrap(script_file: str) -> Path:
-    """Call at the top of a script: PROJECT_ROOT → the checkout holding ``conf/``, no albumentations network check,
-    and the config resolvers the run folders use."""
+    """Call at the top of a script: PROJECT_ROOT → the checkout holding ``conf/``, no albumentations network
+    check, none of Lightning's noise that a user can do nothing about, and the config resolvers the run
+    folders use."""
     root = Path(script_file).resolve().parents[1]
     os.environ.setdefault("PROJECT_ROOT", str(root))
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    quiet_lightning()
     register_resolvers()
     return root
 
 
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip:")
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's advertising tips (every Trainer logs one for its cloud products) and its pytree
+    deprecation warning (Lightning 2.6's own use of ``torch.utils._pytree.LeafSpec``, which torch 2.14
+    deprecates: nothing in this project's code to change). Both come once per run and bury the lines that
+    matter."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # where rank_zero_info writes
+    if _not_a_tip not in logger.filters:
+        logger.addFilter(_not_a_tip)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
+
+
 def run_dir_of_checkpoint(ckpt_path: str | None, default: str) -> str:
-    """The run folder that wrote ``ckpt_path`` (``<run>/checkpoints/<file>.ckpt`` beside ``<run>/.hydra``), else
-    ``default``: a resumed run continues in its own folder, so its checkpoint callbacks keep their best scores and
-    its TensorBoard curves continue."""
+    """The run folder that wrote ``ckpt_path`` (``<run>/checkpoints/<file>.ckpt`` beside ``<run>/.hydra``),
+    else ``default``: a resumed run continues in its own folder, so its checkpoint callbacks keep their best
+    scores and its TensorBoard curves continue."""
     if ckpt_path:
         run = Path(str(ckpt_path)).expanduser().resolve().parent.parent
-        if Path(str(ckpt_path)).expanduser().resolve().parent.name == "checkpoints" and (run / ".hydra").is_dir():
+        if (
+            Path(str(ckpt_path)).expanduser().resolve().parent.name == "checkpoints"
+            and (run / ".hydra").is_dir()
+        ):
             return str(run)
     return default
 
@@ -38,18 +63,23 @@ def config_subdir_for(ckpt_path: str | None, default: str, stamp: str) -> str:
 
 
 def register_resolvers() -> None:
-    """``${pid:}``, ``${run_dir_of:ckpt,default}`` and ``${config_subdir:ckpt,default,stamp}`` for conf/hydra."""
+    """``${pid:}``, ``${run_dir_of:ckpt,default}`` and ``${config_subdir:ckpt,default,stamp}`` for
+    conf/hydra."""
     from omegaconf import OmegaConf
 
-    for name, fn in (("pid", os.getpid), ("run_dir_of", run_dir_of_checkpoint), ("config_subdir", config_subdir_for)):
+    for name, fn in (
+        ("pid", os.getpid),
+        ("run_dir_of", run_dir_of_checkpoint),
+        ("config_subdir", config_subdir_for),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=True)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the errors a user can fix (any :class:`~fer_lightning.errors.FERError`, a missing file) into one line
-    on stderr and exit 1, instead of a traceback; anything else is a bug and keeps its traceback."""
+    """Turn the errors a user can fix (any :class:`~fer_lightning.errors.FERError`, a missing file) into one
+    line on stderr and exit 1, instead of a traceback; anything else is a bug and keeps its traceback."""
     from omegaconf.errors import MissingMandatoryValue
 
     from fer_lightning.errors import FERError  # imported here: bootstrap() must run before the package
@@ -60,5 +90,7 @@ def user_errors() -> Iterator[None]:
         print(f"error: {e.full_key} is required: pass {e.full_key}=<value>", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     except (FERError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)  # one line, whatever the message
+        print(
+            f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True
+        )  # one line, whatever the message
         raise SystemExit(1) from None
