@@ -2,8 +2,8 @@
 
 ``RngStateCheckpoint`` (random-generator state for exact resumes) is part of ``callbacks/default.yaml``.
 ``GradCAMPanels`` is switched on with ``callbacks=[default,gradcam]`` (``conf/callbacks/gradcam.yaml``): each
-panel costs a few seconds on a CPU. ``PreciseBatchNorm`` (:mod:`fer_lightning.refine.precise_bn`) with
-``callbacks=[default,ema,precise_bn]``.
+panel costs a few seconds on a CPU. ``PreciseBatchNorm`` (:mod:`fer_lightning.refine.precise_bn`) is switched
+on with ``callbacks=[default,ema,precise_bn]``. ``NetworkSummary`` is the default model summary.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Metrics of a network's predictions on a split of faces (counting is torchmetrics'); nothing about files or
-plots.
+"""Metrics of a network's predictions on a split of faces (counting is torchmetrics'); no files, no plots::
 
-from fer_lightning.evaluation import evaluate_split metrics = evaluate_split(net, images, labels, EMOTIONS,
-tta=["hflip"])   # {"acc": ..., "tta_hflip/acc": ...}
+    from fer_lightning.evaluation import evaluate_split
+    metrics = evaluate_split(net, images, labels, EMOTIONS, tta=["hflip"])
+    # {"acc": ..., "tta_hflip/acc": ..., ...}
 
 ``scripts/eval.py`` (:mod:`fer_lightning.tasks.eval`) writes these per split to ``metrics.json``; the review
 notebook and the refine tools call them directly.

@@ -1,7 +1,7 @@
-"""The one batched forward pass: uint8 faces → model input → logits or (TTA-averaged) log-probabilities.
+"""The one batched forward pass: uint8 faces → model input → logits or (TTA-averaged) log-probabilities::
 
-from fer_lightning.inference import predict_log_probs log_probs = predict_log_probs(net, faces, tta="hflip")
-# faces: uint8 (N, 48, 48) or (N, 1, 48, 48)
+    from fer_lightning.inference import predict_log_probs
+    log_probs = predict_log_probs(net, faces, tta="hflip")  # faces: uint8 (N, 48, 48) or (N, 1, 48, 48)
 
 Evaluation, the Predictor, precise BatchNorm, the refine tools and Grad-CAM all feed networks through here, so
 the input scaling, the memory layout and the batching are written once.

@@ -1,7 +1,10 @@
-"""Predictor: a photo (path or numpy image) → detected faces → class probabilities, with batched inference.
+"""Predictor: a photo (path or numpy image) → detected faces → class probabilities, with batched inference::
 
-from fer_lightning.predict import Predictor faces = Predictor.from_checkpoint("model.pt").predict(frame,
-color="bgr")   # cv2 frame faces[0].label, faces[0].confidence, faces[0].box
+    from fer_lightning.predict import Predictor
+    faces = Predictor.from_checkpoint("model.pt").predict(frame, color="bgr")  # a cv2 frame
+    faces[0].label, faces[0].confidence, faces[0].box
+
+Faces are found by a ``faces.detectors`` backend and classified by ``inference.predict_logits``.
 """
 
 from __future__ import annotations

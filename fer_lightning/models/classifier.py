@@ -28,8 +28,7 @@ def network_and_config(net: nn.Module | partial) -> tuple[nn.Module, dict | None
         raise TypeError(
             f"net must be an nn.Module or a partial of a network class with named arguments, got {net!r}"
         )
-    # Hydra hands list arguments over as ListConfig: stored as plain lists, the checkpoint loads with
-    # weights_only
+    # Hydra hands list arguments over as ListConfig: stored as plain lists, checkpoints load with weights_only
     arguments = {
         k: OmegaConf.to_container(v, resolve=True) if isinstance(v, Container) else v
         for k, v in net.keywords.items()
@@ -62,7 +61,7 @@ class FERClassifier(pl.LightningModule):
         # it None
         self.net, self.hparams.net_config = network_and_config(net)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        num_classes = getattr(net, "num_classes", len(EMOTIONS))
+        num_classes = getattr(self.net, "num_classes", len(EMOTIONS))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         if not 0.0 <= distillation_weight <= 1.0:
             raise ValueError(f"distillation_weight must lie in [0, 1], got {distillation_weight}")
