@@ -180,3 +180,6 @@ def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path, cac
         assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
     runs = sorted((tmp_path / "train" / "runs").iterdir())
     assert len(runs) == 2 and all((r / "train.log").is_file() for r in runs)
+    # whether or not the two started in the same second, each folder carries its own process id: two processes
+    # alive at once never share one (the timestamp alone, as before, collided within a second)
+    assert {r.name.rsplit("_", 1)[1] for r in runs} == {str(p.pid) for p in procs}
