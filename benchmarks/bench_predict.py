@@ -1,16 +1,15 @@
 """Prediction latency (photo → label: detection + network) and batched model-only throughput.
 
 Photos: ``$FER_DATA_DIR/jaffe-dev/*.tiff`` (256x256 gray, one face each), decoded once before timing (the
-peer's
-figure is for an in-memory image too; reading a TIFF adds ``read_ms_p50``). Contenders:
+peer's figure is for an in-memory image too; reading a TIFF adds ``read_ms_p50``). Contenders:
 - ``torch``: the project's :class:`fer_lightning.predict.Predictor` as shipped (dlib HOG + eager
-mini-Xception,
-  channels_last, 1 intra-op thread for small batches);
-- ``onnx``: the same Predictor with the network run by ONNX Runtime (exported from the same weights).
-Peer (not measured here, figures from the issue): the ``fer`` package's default pipeline (Haar + quantized
-TFLite
+  mini-Xception, channels_last, 1 intra-op thread for small batches);
+- ``onnx``: the same Predictor with ``backend="onnxruntime"`` (the network exported in memory and run by ONNX
+  Runtime, :mod:`fer_lightning.onnx_backend`).
+Peer (not measured here; reference figures): the ``fer`` package's default pipeline (Haar + quantized TFLite
 mini-Xception) takes a median 23 ms per photo and its model alone ~1,750-2,100 img/s.
-The network's weights do not change its speed: random init unless ``--ckpt`` is given.
+The network's weights do not change its speed: random init unless ``--ckpt`` is given. Per-detector latency
+with the shipped weights: ``bench_latency.py``.
 
     python benchmarks/bench_predict.py [--passes 3] [--batch-size 256] [--seconds 3] [--quick]
 """
@@ -20,15 +19,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import io
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from common import DATA_DIR, emit, rate
 from torch.fx.experimental.optimization import fuse
@@ -41,50 +37,6 @@ from fer_lightning.models.mini_xception import MiniXception
 from fer_lightning.predict import Predictor
 
 PEER = {"latency_ms_p50": 23.0, "model_img_s": [1750, 2100]}
-
-
-def onnx_session(net: torch.nn.Module, threads: int) -> ort.InferenceSession:
-    """The network exported to ONNX (dynamic batch) and loaded into ONNX Runtime; input: normalised float
-    NCHW."""
-    buf = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated but needs no onnxscript
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net.eval(),
-            (torch.zeros(1, 1, 48, 48),),
-            buf,
-            input_names=["x"],
-            output_names=["logits"],
-            dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-            dynamo=False,
-            opset_version=17,
-        )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
-
-
-class OnnxPredictor(Predictor):
-    """Predictor whose classifier runs in ONNX Runtime: ~0.4 ms per face vs ~3 ms for eager torch per call."""
-
-    def __init__(
-        self, net: torch.nn.Module, single: ort.InferenceSession, batched: ort.InferenceSession, **kwargs
-    ) -> None:
-        super().__init__(net, EMOTIONS, **kwargs)
-        self.single, self.batched = single, batched
-
-    def classify(self, crops) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        x = to_model_input(torch.from_numpy(np.ascontiguousarray(np.stack(crops))).unsqueeze(1)).numpy()
-        session = self.single if len(x) <= 16 else self.batched  # 1 thread for a few faces, as Predictor does
-        logits = np.concatenate(
-            [
-                session.run(None, {"x": x[i : i + self.batch_size]})[0]
-                for i in range(0, len(x), self.batch_size)
-            ]
-        )
-        return torch.from_numpy(logits).softmax(1).numpy()
 
 
 def percentiles(ms: list[float]) -> dict:
@@ -142,12 +94,9 @@ def main() -> None:
         net.eval()
         threads = torch.get_num_threads()
         plain = Predictor(net, EMOTIONS, detector=DlibDetector(), batch_size=args.batch_size)
-        fast = OnnxPredictor(
-            net,
-            onnx_session(net, 1),
-            onnx_session(net, threads),
-            detector=DlibDetector(),
-            batch_size=args.batch_size,
+        # 1 ONNX Runtime thread for a photo's faces, its default (one per core) for batches, as for torch
+        fast = Predictor(
+            net, EMOTIONS, detector=DlibDetector(), batch_size=args.batch_size, backend="onnxruntime"
         )
         images = [read_image(p) for p in paths]
         read_ms = timed(read_image, paths, 1)
@@ -201,7 +150,7 @@ def main() -> None:
         # same network, same outputs: the ONNX path is a faster runtime, not a different model
         with torch.inference_mode():
             logits = plain.net(ready).numpy()
-        onnx_logits = fast.batched.run(None, {"x": ready.contiguous().numpy()})[0]
+        onnx_logits = fast.runtime.predict_logits(batch, args.batch_size, threads=None).numpy()
         figures["onnx_vs_torch_max_logit_diff"] = float(abs(onnx_logits - logits).max())
 
     best_latency = min(figures["torch_latency_ms"]["p50"], figures["onnx_latency_ms"]["p50"])

@@ -3,18 +3,20 @@
 ``RngStateCheckpoint`` (random-generator state for exact resumes) is part of ``callbacks/default.yaml``.
 ``GradCAMPanels`` is switched on with ``callbacks=[default,gradcam]`` (``conf/callbacks/gradcam.yaml``): each
 panel costs a few seconds on a CPU. ``PreciseBatchNorm`` (:mod:`fer_lightning.refine.precise_bn`) is switched
-on with ``callbacks=[default,ema,precise_bn]``. ``NetworkSummary`` is the default model summary.
+on with ``callbacks=[default,ema,precise_bn]``; ``EMA`` (:mod:`fer_lightning.refine.ema`) with
+``callbacks=[default,ema]``. ``NetworkSummary`` is the default model summary.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-from pytorch_lightning.callbacks import RichModelSummary
+from pytorch_lightning.callbacks import EMAWeightAveraging, RichModelSummary
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.model_summary import ModelSummary
@@ -22,6 +24,7 @@ from pytorch_lightning.utilities.model_summary import ModelSummary
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.explain.gradcam import GradCAMExplainer
 from fer_lightning.explain.panels import panel_figure
+from fer_lightning.refine.ema import SyncFreeEMA
 from fer_lightning.refine.precise_bn import fixed_subset, recalibrate_batchnorm
 from fer_lightning.utils.rng import capture_rng_states, restore_rng_states
 
@@ -67,9 +70,27 @@ class RngStateCheckpoint(pl.Callback):
             self._pending = None
 
 
+class EMA(EMAWeightAveraging):
+    """Lightning's EMA callback (validation, selection, the test and checkpoints use the averaged weights; the
+    raw ones stay in the checkpoint for resuming) with :class:`SyncFreeEMA` as the average: one multi-tensor
+    update per step and no host sync."""
+
+    def __init__(self, decay: float = 0.999, **kwargs: Any) -> None:
+        super().__init__(decay=decay, **kwargs)
+        self.decay = decay
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            # as WeightAveraging.setup, without its warning: FERClassifier.configure_model shards nothing
+            pl_module.configure_model()
+            self._average_model = SyncFreeEMA(
+                pl_module, self.decay, device=self._device or pl_module.device, use_buffers=self._use_buffers
+            )
+
+
 def class_names(pl_module: pl.LightningModule) -> list[str]:
-    """The class names a module predicts: its ``classes`` attribute when it has one, else :data:`EMOTIONS`
-    (what FERClassifier predicts and writes into its checkpoints)."""
+    """The class names a module predicts: its ``classes`` attribute when it has one (FERClassifier takes them
+    from the data at fit start and writes them into its checkpoints), else :data:`EMOTIONS`."""
     return list(getattr(pl_module, "classes", None) or EMOTIONS)
 
 
@@ -215,3 +236,34 @@ class NetworkSummary(RichModelSummary):
             f"Trainable params: {trainable_parameters:,}   Total params: {total_parameters:,}   "
             f"Size: {model_size:.3f} MB"
         )
+
+
+class TrainingSpeed(pl.Callback):
+    """Training images per second over the whole fit: faces seen in training steps / seconds from each
+    epoch's first batch to its validation (validation, checkpointing and logging excluded). Added by the train
+    task to every run: the figure goes in ``result.json`` and TensorBoard's HParams."""
+
+    def __init__(self) -> None:
+        self.faces, self.seconds, self._start = 0, 0.0, None
+
+    @property
+    def img_per_s(self) -> float | None:
+        return self.faces / self.seconds if self.seconds > 0 else None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.faces += len(batch[0])
+
+    def _stop(self) -> None:
+        if self._start is not None:
+            self.seconds += time.perf_counter() - self._start
+            self._start = None
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._stop()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop()  # epochs without validation

@@ -30,16 +30,46 @@ from fer_lightning.errors import (
     ConfigError,
 )
 from fer_lightning.models.registry import instantiate_network
+from fer_lightning.utils.devices import resolve_device
 from fer_lightning.utils.io import save_torch
 
 #: The project's shipped weights; evaluation, prediction and Grad-CAM use them when no ``ckpt_path`` is given.
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mini_xception_fer2013.pt"
+_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: The shipped weights by name: ``ckpt_path=ferplus`` (or ``weights=ferplus``, ``Predictor.from_pretrained``)
+#: picks one. fer2013: FER2013's 7 classes and labels; ferplus: FER+'s 8 classes and majority labels.
+PRETRAINED = {
+    "fer2013": _WEIGHTS_DIR / "mini_xception_fer2013.pt",
+    "ferplus": _WEIGHTS_DIR / "mini_xception_ferplus.pt",
+}
+#: What ``ckpt_path=null`` means for scripts that read FER2013 data (eval's default follows data.class_set).
+DEFAULT_WEIGHTS = PRETRAINED["fer2013"]
+#: The shipped weights the photo tools (predict, Grad-CAM, video, demo, Predictor.from_pretrained) use by
+#: default: the better of the two on the JAFFE photos of ``$FER_DATA_DIR/jaffe-dev`` (docs/results.md).
+DEFAULT_PHOTO_MODEL = "fer2013"
 #: Written to a weights file's ``meta.format_version``; a file with a higher one is refused on load.
 FORMAT_VERSION = 1
 
 
+def chosen_weights(
+    ckpt_path: str | Path | None, model: str | None, default: str = DEFAULT_PHOTO_MODEL
+) -> Path:
+    """The scripts' ``ckpt_path=<file>`` if given, else the shipped weights ``weights=fer2013|ferplus`` names
+    (``None``: ``default``); an unknown name is a :class:`ConfigError` listing the names."""
+    if ckpt_path:
+        return resolve_checkpoint(ckpt_path)
+    name = default if model is None else str(model)
+    if name not in PRETRAINED:
+        raise ConfigError(
+            f"weights={name}: the shipped weights are {', '.join(PRETRAINED)} (or pass ckpt_path=<file>)"
+        )
+    return resolve_checkpoint(PRETRAINED[name])
+
+
 def resolve_checkpoint(path: str | Path | None) -> Path:
-    """``path`` if it is a file; ``None`` → :data:`DEFAULT_WEIGHTS`. Raises naming every place it looked."""
+    """``path`` if it is a file; a :data:`PRETRAINED` name → those shipped weights; ``None`` →
+    :data:`DEFAULT_WEIGHTS`. Raises naming every place it looked."""
+    if isinstance(path, str) and path in PRETRAINED:
+        path = PRETRAINED[path]
     if path is None or str(path) == "":
         if DEFAULT_WEIGHTS.is_file():
             return DEFAULT_WEIGHTS
@@ -244,7 +274,7 @@ def load_network(
     ``expected_classes`` (e.g. :data:`EMOTIONS` for FER2013 labels) raises :class:`CheckpointMismatchError`
     when the checkpoint predicts other classes or another order.
     """
-    device = _device(device)
+    device = resolve_device(device)
     path = resolve_checkpoint(path)
     net_config, state, classes = _unpack(_read(path), path)
     net = build_network(net_config, state, path)
@@ -262,25 +292,30 @@ def load_network(
     return net.to(device), classes
 
 
-def _device(device: str | torch.device) -> torch.device:
-    """``device`` as a ``torch.device`` that this machine has, or a :class:`ConfigError` naming it."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ConfigError(f"device={device!r} is not a torch device; use e.g. cpu, cuda or cuda:1") from e
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(
-            f"device={device}, but torch sees {torch.cuda.device_count()} CUDA GPU(s) on this machine; use "
-            "device=cpu"
-        )
-    return device
-
-
 def load_weights_into(net: nn.Module, path: str | Path) -> nn.Module:
     """Copy a checkpoint's network weights into ``net`` (same architecture), e.g. to fine-tune from them."""
     path = resolve_checkpoint(path)
     _, state, _ = _unpack(_read(path), path)
     return _load_checked(net, state, path, type(net).__name__)
+
+
+def load_matching_weights(net: nn.Module, path: str | Path) -> list[str]:
+    """Copy every checkpoint tensor whose name and shape fit ``net``; keep ``net``'s own (fresh) tensors where
+    the shapes differ — a classifier head for another class count — and return those keys. Used to fine-tune
+    on other classes (FER2013's 7 → FER+'s 8). Other keys missing or extra mean another architecture: refused,
+    as are shape differences in more than the last layer's tensors (weight and bias of one module)."""
+    path = resolve_checkpoint(path)
+    _, state, _ = _unpack(_read(path), path)
+    own = net.state_dict()
+    skipped = [k for k in own if k in state and state[k].shape != own[k].shape]
+    modules = {k.rsplit(".", 1)[0] for k in skipped}
+    if set(own) != set(state) or len(modules) > 1:
+        raise CheckpointMismatchError(
+            f"{path}: weights do not fit the network {type(net).__name__} beyond its output layer "
+            f"(another architecture?) — {_describe_mismatch(net, state)}"
+        )
+    net.load_state_dict({k: (own[k] if k in skipped else v) for k, v in state.items()})
+    return skipped
 
 
 def network_parts(path: str | Path | None) -> tuple[dict, dict[str, torch.Tensor], list[str]]:

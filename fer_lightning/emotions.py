@@ -1,4 +1,5 @@
-"""The seven FER2013 expression classes, the three splits and the face size: the one place each is spelled."""
+"""The expression classes (FER2013's seven, FER+'s eight), the three splits and the face size: the one place
+each is spelled."""
 
 from __future__ import annotations
 
@@ -25,6 +26,20 @@ SYNONYMS: dict[str, str] = {
     "neutral": "neutral",
 }
 
+#: FER+ (Barsoum et al. 2016) emotion classes in the vote file's column order, spelled canonically.
+FERPLUS_EMOTIONS: tuple[str, ...] = (
+    "neutral",
+    "happy",
+    "surprise",
+    "sad",
+    "angry",
+    "disgust",
+    "fear",
+    "contempt",
+)
+#: Class sets a data source can label its faces with: ``data.source.classes`` names one.
+CLASS_SETS: dict[str, tuple[str, ...]] = {"fer2013": EMOTIONS, "ferplus": FERPLUS_EMOTIONS}
+
 #: Side of the square uint8 faces every data source produces (FER2013's 48x48).
 IMAGE_SIZE = 48
 
@@ -45,3 +60,10 @@ def emotion_id(name: str) -> int:
     if canonical is None:
         raise KeyError(f"unknown emotion {name!r}; expected one of {sorted(SYNONYMS)}")
     return EMOTION_TO_ID[canonical]
+
+
+def canonical_emotion(name: str) -> str:
+    """The canonical spelling of a class name (``happiness`` → ``happy``), or the name itself, lower-cased,
+    when it has no synonym (``contempt``): how classes of different class sets are matched by name."""
+    key = name.strip().lower()
+    return SYNONYMS.get(key, key)

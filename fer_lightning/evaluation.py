@@ -24,24 +24,79 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from fer_lightning.emotions import canonical_emotion
 from fer_lightning.inference import predict_log_probs
 
 
-def split_metrics(log_probs: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]) -> dict[str, Any]:
+def class_mapping(model_classes: Sequence[str], label_classes: Sequence[str]) -> list[int]:
+    """For each label class, the model output of the same name (synonyms match: ``happiness`` = ``happy``),
+    or -1 when the model has no such output (a 7-class FER2013 model has no ``contempt``)."""
+    index = {canonical_emotion(name): i for i, name in enumerate(model_classes)}
+    return [index.get(canonical_emotion(name), -1) for name in label_classes]
+
+
+def split_metrics(
+    log_probs: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    label_classes: Sequence[str] | None = None,
+    votes: torch.Tensor | None = None,
+) -> dict[str, Any]:
     """acc, macro_f1, per_class_recall {class: recall}, loss (NLL of the predicted distribution), the
-    confusion matrix (rows true, columns predicted; counts) and n. Counting is torchmetrics'."""
-    num_classes = len(classes)
+    confusion matrix (rows true, columns predicted; counts) and n. Counting is torchmetrics'.
+
+    ``classes`` name the model's outputs, ``label_classes`` the labels (default: the same), matched by
+    name: a face whose class the model cannot predict is an error (counted in ``unpredictable``, and left out
+    of ``loss``, which would be infinite), a prediction of a class the labels lack (``contempt`` scored on
+    FER2013 labels) is an error too. The confusion matrix's classes (``confusion_classes``) are the label
+    classes followed by the model-only ones. ``votes`` (N, label classes), the annotators' distributions, adds
+    ``vote_ce``: the cross-entropy of the model's distribution against them, over the classes both share.
+    """
+    label_classes = list(classes if label_classes is None else label_classes)
     labels = torch.as_tensor(labels, dtype=torch.long)
-    preds = log_probs.argmax(1)
-    recall = MulticlassRecall(num_classes, average=None)(preds, labels)
-    return {
-        "acc": float(MulticlassAccuracy(num_classes, average="micro")(preds, labels)),
-        "macro_f1": float(MulticlassF1Score(num_classes, average="macro")(preds, labels)),
-        "per_class_recall": {name: float(r) for name, r in zip(classes, recall)},
-        "loss": float(F.nll_loss(log_probs, labels)),
-        "confusion_matrix": MulticlassConfusionMatrix(num_classes)(preds, labels).tolist(),
+    mapping = class_mapping(classes, label_classes)
+    extra = [i for i in range(len(classes)) if i not in mapping]  # outputs no label can match
+    union = label_classes + [classes[i] for i in extra]
+    to_union = {m: u for u, m in enumerate(mapping) if m >= 0} | {
+        m: len(label_classes) + k for k, m in enumerate(extra)
+    }
+    preds = torch.tensor([to_union[i] for i in range(len(classes))])[log_probs.argmax(1)]
+    n_label = len(label_classes)
+    recall = MulticlassRecall(len(union), average=None)(preds, labels)[:n_label]
+    f1 = MulticlassF1Score(len(union), average=None)(preds, labels)[:n_label]
+    confusion = MulticlassConfusionMatrix(len(union))(preds, labels)
+    # macro-F1 over the label classes that occur (as torchmetrics' "macro" does): outputs no label can be
+    # are not classes of this split
+    occurs = (confusion[:n_label].sum(1) + confusion[:, :n_label].sum(0) > 0)[:n_label]
+    model_index = torch.tensor(mapping)[labels]
+    predictable = model_index >= 0
+    metrics = {
+        "acc": float(MulticlassAccuracy(len(union), average="micro")(preds, labels)),
+        "macro_f1": float(f1[occurs].mean()) if occurs.any() else 0.0,
+        "per_class_recall": {name: float(r) for name, r in zip(label_classes, recall)},
+        "loss": float(F.nll_loss(log_probs[predictable], model_index[predictable]))
+        if predictable.any()
+        else float("nan"),
+        "confusion_matrix": confusion.tolist(),
         "n": len(labels),
     }
+    if union != list(classes):  # label and model classes differ: say how they were matched
+        metrics["confusion_classes"] = union
+        metrics["unpredictable"] = int((~predictable).sum())
+    if votes is not None:
+        metrics["vote_ce"] = vote_cross_entropy(log_probs, votes, mapping)
+    return metrics
+
+
+def vote_cross_entropy(log_probs: torch.Tensor, votes: torch.Tensor, mapping: Sequence[int]) -> float:
+    """Mean cross-entropy ``-sum_c v_c log p_c`` of the model's distribution against the vote distributions,
+    over the label classes the model predicts (votes renormalised over them; exact when it predicts all)."""
+    shared = [c for c, m in enumerate(mapping) if m >= 0]
+    v = torch.as_tensor(votes, dtype=torch.float64)[:, shared]
+    total = v.sum(1, keepdim=True)
+    has = total[:, 0] > 0
+    v = v[has] / total[has]
+    return float(-(v * log_probs[has][:, [mapping[c] for c in shared]].double()).sum(1).mean())
 
 
 def most_confident_mistakes(
@@ -64,11 +119,16 @@ def evaluate_split(
     classes: Sequence[str],
     tta: Sequence[str] = (),
     batch_size: int = 512,
+    label_classes: Sequence[str] | None = None,
+    votes: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Metrics of one split, flat ``name -> value``; TTA variants under ``tta_<mode>/<name>``."""
+    """Metrics of one split, flat ``name -> value``; TTA variants under ``tta_<mode>/<name>``. ``classes``
+    name the network's outputs, ``label_classes`` the labels, ``votes`` the annotators' distributions (see
+    :func:`split_metrics`)."""
     results: dict[str, Any] = {}
     for mode in [None, *tta]:
         prefix = "" if mode is None else f"tta_{mode}/"
-        metrics = split_metrics(predict_log_probs(net, images, mode, batch_size), labels, classes)
+        log_probs = predict_log_probs(net, images, mode, batch_size)
+        metrics = split_metrics(log_probs, labels, classes, label_classes, votes)
         results.update({f"{prefix}{name}": value for name, value in metrics.items()})
     return results

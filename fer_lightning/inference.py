@@ -24,6 +24,7 @@ from torch import nn
 
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import ConfigError
+from fer_lightning.utils.precision import exact_fp32
 
 TTA_MODES = ("hflip", "tencrop")
 CROP_SIZE = 44
@@ -72,9 +73,10 @@ def predict_logits(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Float logits (N, classes) on the CPU for uint8 faces, ``batch_size`` faces per forward pass; ``device``
-    defaults to the network's. ``net`` is used in the mode it is in."""
+    defaults to the network's. ``net`` is used in the mode it is in; the arithmetic is exact fp32."""
     device = _device_of(net) if device is None else device
-    chunks = [net(x).float().cpu() for x in model_batches(images, batch_size, device)]
+    with exact_fp32():
+        chunks = [net(x).float().cpu() for x in model_batches(images, batch_size, device)]
     return torch.cat(chunks) if chunks else _no_rows(net)
 
 
@@ -83,7 +85,7 @@ def predict_log_probs(
     net: nn.Module, images: torch.Tensor | np.ndarray, tta: str | None = None, batch_size: int = 512
 ) -> torch.Tensor:
     """Class log-probabilities (N, C) on the CPU for uint8 faces (N, 48, 48) or (N, 1, 48, 48), averaged over
-    the views of TTA mode ``tta`` (None: the faces as they are). Puts ``net`` in eval mode."""
+    the views of TTA mode ``tta`` (None: the faces as they are), in exact fp32. Puts ``net`` in eval mode."""
     net.eval()
 
     def forward(
@@ -91,9 +93,10 @@ def predict_log_probs(
     ) -> torch.Tensor:  # crops of a channels_last batch are strided: re-lay them out
         return net(x.contiguous(memory_format=torch.channels_last))
 
-    chunks = [
-        tta_log_probs(forward, x, tta).cpu() for x in model_batches(images, batch_size, _device_of(net))
-    ]
+    with exact_fp32():
+        chunks = [
+            tta_log_probs(forward, x, tta).cpu() for x in model_batches(images, batch_size, _device_of(net))
+        ]
     return torch.cat(chunks) if chunks else _no_rows(net)
 
 

@@ -1,6 +1,8 @@
 """Train a network: python scripts/train.py [model=mini_xception] [trainer=gpu] [experiment=...] [-m
 sweeps]."""
 
+import sys
+
 from fer_lightning.utils.runtime import bootstrap, user_errors
 
 bootstrap(__file__)
@@ -8,16 +10,20 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
+from fer_lightning.experiments.extras import check_extras
+from fer_lightning.experiments.job import run_job
 from fer_lightning.tasks import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # result.json in the run folder; in a -m sweep a failed job is recorded and the sweep goes on. The value
+    # returned is what Hydra sweepers (e.g. optuna) minimise: the selected checkpoint's PublicTest loss
     with user_errors():
-        metrics = train.run(cfg)
-    # the returned value is what Hydra sweepers (e.g. optuna) optimise: the selection-split loss
-    return metrics.get(cfg.optimized_metric)
+        return run_job(cfg, train.run)
 
 
 if __name__ == "__main__":
+    with user_errors():
+        check_extras(sys.argv[1:])  # a launcher, sweeper or logger whose extra is missing: one line
     main()

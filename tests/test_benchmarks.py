@@ -103,3 +103,62 @@ def test_benchmark_prints_one_json_line_with_its_figures(outputs, name):
     assert figures["bench"] == name
     assert KEYS[name] <= figures.keys(), f"missing {KEYS[name] - figures.keys()}"
     assert {"machine", "date"} <= figures.keys() and figures["machine"]["cpu_count"] >= 1
+
+
+def test_video_benchmark_prints_one_json_line_with_its_figures(data_dir):
+    """bench_video.py on its own (not in ``outputs``: it should not wait for the training benchmarks)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_video.py"), "--quick"],
+        cwd=ROOT,
+        env={**os.environ, "FER_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = result.stdout.strip().splitlines()
+    figures = json.loads(line)
+    assert figures["bench"] == "video" and figures["frames"] == 30
+    keys = {
+        "tracked_fps",
+        "naive_fps",
+        "tracked_sparse_fps",
+        "tracked_mil_fps",
+        "goal_60_fps",
+        "label_agreement",
+    }
+    assert keys <= figures.keys() and figures["tracked_fps"] > 0 and figures["naive_fps"] > 0
+    # the face is found on every frame by both loops, and the table went to stderr
+    assert figures["frames_with_face_naive"] == figures["frames_with_face_tracked"] == 30
+    assert "| tracked |" in result.stderr
+
+
+def test_latency_benchmark_times_both_backends_and_prints_its_table(data_dir):
+    """``bench_latency.py --quick`` (3 photos, 2 repeats): one JSON line with p50/p95 for the torch and the
+    onnxruntime backend and every detector row, and the same rows as a table on stderr."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_latency.py"), "--quick"],
+        cwd=ROOT,
+        env={**os.environ, "FER_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stdout, got {len(lines)}: {result.stdout[:500]}"
+    figures = json.loads(lines[0])
+    assert figures["bench"] == "latency" and figures["photos"] == 3 and figures["samples_per_row"] == 6
+    assert [r["backend"] for r in figures["rows"]][:2] == ["torch", "onnxruntime"]
+    for row in figures["rows"]:
+        assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p95"]
+        assert row["faces_found"] == 3 and row["jaffe_labelled"] == 3  # one face and one label per photo
+        assert row["detector"] in result.stderr  # the table
+    assert figures["rows"][1]["labels_differing_from_default"] == 0  # same network, other runtime
+    assert {
+        "torch_ms",
+        "onnxruntime_ms",
+        "goal_met_with_default_detector",
+        "machine",
+        "date",
+    } <= figures.keys()

@@ -34,7 +34,9 @@ def test_panels_of_fixed_public_faces_reach_tensorboard(tmp_path, cache_dir, dat
     with open_dict(cfg):
         cfg.paths.cache_dir = str(cache_dir)
     train(cfg)
-    (events,) = (tmp_path / "tensorboard").rglob("events.out.tfevents.*")
+    # the run's HParams session is a file of its own (written at the end); the panels are in the training one
+    files = (tmp_path / "tensorboard").rglob("events.out.tfevents.*")
+    (events,) = [e for e in files if "gradcam/public" in _image_tags(e)]
     acc = EventAccumulator(str(events), size_guidance={"images": 0})
     acc.Reload()
     assert "gradcam/public" in acc.Tags()["images"]
@@ -70,3 +72,9 @@ def test_panels_name_the_classes_the_module_predicts():
         classes = ("happy", "sad")
 
     assert class_names(Plain()) == list(EMOTIONS) and class_names(Named()) == ["happy", "sad"]
+
+
+def _image_tags(event_file) -> list[str]:
+    acc = EventAccumulator(str(event_file), size_guidance={"images": 0})
+    acc.Reload()
+    return acc.Tags()["images"]

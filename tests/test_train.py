@@ -102,11 +102,13 @@ def test_multirun_sweep_creates_one_run_dir_per_value(tmp_path, cache_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     sweeps = list((tmp_path / "train" / "multiruns").iterdir())
     assert len(sweeps) == 1
-    runs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
-    assert runs == ["0", "1"]
+    # job folders carry what they sweep (fer_lightning.experiments.naming)
+    runs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert runs == ["0_model.optimizer.lr=0.01", "1_model.optimizer.lr=0.05"]
     for run in runs:
         assert (sweeps[0] / run / "checkpoints" / "last.ckpt").is_file()
-        assert "lr: 0.05" in (sweeps[0] / "1" / ".hydra" / "config.yaml").read_text()
+    assert "lr: 0.05" in (sweeps[0] / runs[1] / ".hydra" / "config.yaml").read_text()
+    assert (sweeps[0] / "summary.md").read_text().count("| completed |") == 2
 
 
 @pytest.mark.slow
@@ -121,10 +123,13 @@ def test_ddp_on_two_cpu_processes(tmp_path, cache_dir):
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
 
 
-def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
+def test_optuna_study_is_stored_and_resumes_where_it_stopped(tmp_path, cache_dir):
+    """2 trials, stop, 2 more: the SQLite study beside the sweeps holds 4, and each sweep saves Optuna's
+    plots and the summary of its own jobs."""
+    import optuna
+
     env = {**os.environ, "FER_CACHE_DIR": str(cache_dir)}
-    done = run_script(
-        "train",
+    args = [
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.sampler.n_startup_trials=2",
@@ -133,12 +138,19 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
         "trainer.limit_train_batches=2",
         "trainer.limit_val_batches=1",
         *[o for o in TINY_TRAIN if "limit_" not in o],
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
-    best = (sweep / "optimization_results.yaml").read_text()
+    ]
+    for _ in range(2):
+        done = run_script("train", *args, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    multiruns = tmp_path / "train" / "multiruns"
+    study = optuna.load_study(study_name="fer_lightning", storage=f"sqlite:///{multiruns / 'optuna.db'}")
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == 4
+    sweeps = sorted(p for p in multiruns.iterdir() if p.is_dir())
+    assert len(sweeps) == 2
+    best = (sweeps[-1] / "optimization_results.yaml").read_text()
     assert "best_params" in best and "model.optimizer.lr" in best and "best_value" in best
+    assert (sweeps[-1] / "optuna_history.png").is_file() and (sweeps[-1] / "optuna_importance.png").is_file()
+    assert (sweeps[-1] / "summary.md").read_text().count("| completed |") == 2
 
 
 def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_earlier(train_cfg, tmp_path):
@@ -195,7 +207,7 @@ def test_every_experiment_composes_and_selects_on_publictest(name, tmp_path):
 def test_ema_experiment_is_the_fer2013_small_recipe_plus_weight_averaging(tmp_path):
     ema = compose_config("train", ["experiment=fer2013_ema"], tmp_path)
     small = compose_config("train", ["experiment=fer2013_small"], tmp_path)
-    assert ema.callbacks.ema._target_.endswith("EMAWeightAveraging") and "ema" not in small.callbacks
+    assert ema.callbacks.ema._target_.endswith("callbacks.EMA") and "ema" not in small.callbacks
     assert ema.model.optimizer == small.model.optimizer and ema.data.augmentation == small.data.augmentation
 
 

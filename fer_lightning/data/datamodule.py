@@ -13,9 +13,10 @@ from fer_lightning.data.arrays import SPLITS, FERArrays
 from fer_lightning.data.sampling import EpochShuffle
 from fer_lightning.data.teacher_targets import load_teacher_targets
 from fer_lightning.data.transforms import AlbumentationsAugment, BatchAugment
-from fer_lightning.emotions import SPLIT_TO_USAGE
-from fer_lightning.errors import FERDataError
+from fer_lightning.emotions import CLASS_SETS, SPLIT_TO_USAGE
+from fer_lightning.errors import ConfigError, FERDataError
 from fer_lightning.inference import to_model_input
+from fer_lightning.utils.rng import reseed_for_rank
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ class FERDataModule(pl.LightningDataModule):
     Augmentation is a :class:`BatchAugment` (applied to whole batches on the training device, the default) or
     an :class:`AlbumentationsAugment` (applied per sample in the dataset). ``teacher_targets`` (a file from
     ``scripts/teacher_targets.py``) adds the teachers' probabilities as a third element of every training
-    batch.
+    batch; ``vote_targets`` adds the source's own per-face label distributions (FER+ votes) the same way.
+    ``class_set`` names the classes the source labels with (:data:`~fer_lightning.emotions.CLASS_SETS`): the
+    configs size the model's output by it, and loading checks that the source agrees.
     """
 
     def __init__(
@@ -83,8 +86,10 @@ class FERDataModule(pl.LightningDataModule):
         test_split: str = "private",
         num_workers: int = 0,
         pin_memory: bool = False,
-        keep_on_device: bool = False,
+        keep_on_device: bool = True,
         teacher_targets: str | None = None,
+        vote_targets: bool = False,
+        class_set: str = "fer2013",
     ) -> None:
         super().__init__()
         unknown = [s for s in [*val_splits, test_split] if s not in SPLITS]
@@ -96,7 +101,11 @@ class FERDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self._val_splits, self.test_split = tuple(val_splits), test_split
         self.num_workers, self.pin_memory, self.keep_on_device = num_workers, pin_memory, keep_on_device
-        self._teacher_targets = teacher_targets
+        if class_set not in CLASS_SETS:
+            raise ConfigError(f"data.class_set must be one of {sorted(CLASS_SETS)}, got {class_set!r}")
+        if teacher_targets and vote_targets:
+            raise ConfigError("data.teacher_targets and data.vote_targets both supply soft targets: pick one")
+        self._teacher_targets, self.vote_targets, self.class_set = teacher_targets, vote_targets, class_set
         self.arrays: FERArrays | None = None
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.train_targets: torch.Tensor | None = None
@@ -112,6 +121,17 @@ class FERDataModule(pl.LightningDataModule):
         """The teacher-targets file whose probabilities join every training batch (``None``: labels only)."""
         return self._teacher_targets
 
+    @property
+    def soft_targets(self) -> str | None:
+        """Where the third element of training batches comes from (``None``: labels only): the teacher-targets
+        file, or the data's vote distributions."""
+        return self._teacher_targets or ("the FER+ vote distributions" if self.vote_targets else None)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names the labels index, in label-id order."""
+        return CLASS_SETS[self.class_set]
+
     def prepare_data(self) -> None:
         self.source()  # parse once and fill the cache before DDP ranks start reading it
 
@@ -120,6 +140,10 @@ class FERDataModule(pl.LightningDataModule):
         if not self.tensors:
             self._load()
         self._check_splits(stage)
+        if stage == "fit" and self._distributed() and self.trainer.global_rank > 0:
+            # augmentation draws from the global generators: each rank needs its own (a resumed fit then
+            # restores every rank's saved states, see callbacks.RngStateCheckpoint)
+            reseed_for_rank(self.trainer.global_rank)
 
     def check_stage(self, stage: str) -> None:
         """Refuse a stage whose splits have no rows, before any trainer exists (e.g. the test split before a
@@ -130,7 +154,18 @@ class FERDataModule(pl.LightningDataModule):
 
     def _arrays(self) -> FERArrays:
         if self.arrays is None:
-            self.arrays = self.source()
+            arrays = self.source()
+            if tuple(arrays.classes) != self.classes:
+                raise ConfigError(
+                    f"{arrays.origin or self.source!r} labels the classes {list(arrays.classes)} but "
+                    f"data.class_set={self.class_set} means {list(self.classes)}: set data.class_set to match"
+                )
+            if self.vote_targets and arrays.votes is None:
+                raise ConfigError(
+                    f"data.vote_targets=true needs a source with per-face vote distributions (data=ferplus); "
+                    f"{arrays.origin or self.source!r} has none"
+                )
+            self.arrays = arrays
             log.info("FER data: %d faces, class counts per split %s", len(self.arrays), self.arrays.counts())
         return self.arrays
 
@@ -143,10 +178,13 @@ class FERDataModule(pl.LightningDataModule):
                 torch.from_numpy(images).unsqueeze(1).to(device),
                 torch.from_numpy(labels).to(device),
             )
+        if self.vote_targets:  # the annotators' distributions, as the FER+ probability mode trains on
+            self.train_targets = torch.from_numpy(arrays.split_votes("train")).to(device)
+            log.info("training on the vote distributions of the %d Training faces", len(self.train_targets))
         if self.teacher_targets:
-            self.train_targets = load_teacher_targets(self.teacher_targets, self.tensors["train"][1]).to(
-                device
-            )
+            self.train_targets = load_teacher_targets(
+                self.teacher_targets, self.tensors["train"][1], len(self.classes)
+            ).to(device)
             log.info(
                 "distilling from %s (teacher ensemble probabilities for the Training faces)",
                 self.teacher_targets,
@@ -198,6 +236,12 @@ class FERDataModule(pl.LightningDataModule):
         images, labels = self.tensors[split]
         stop = None if limit is None else int(limit)
         return images[:stop].cpu(), labels[:stop].cpu()
+
+    def votes(self, split: str, limit: int | None = None) -> torch.Tensor | None:
+        """The vote distributions (N, classes) of the faces :meth:`faces` returns, in the same order; ``None``
+        when the source has none (FER2013's single labels)."""
+        votes = self._arrays().split_votes(split)
+        return None if votes is None else torch.from_numpy(votes[: None if limit is None else int(limit)])
 
     def dataset(self, split: str, train: bool = False) -> InMemoryFaces:
         self.setup()

@@ -35,10 +35,13 @@ DEFAULT_LAYERS = {"MiniXception": "blocks.2", "VGGNet": "blocks.2"}
 
 
 def default_target_layer(net: nn.Module) -> str:
-    """:data:`DEFAULT_LAYERS` for known networks, else the last ``Conv2d`` (the usual Grad-CAM choice)."""
+    """:data:`DEFAULT_LAYERS` for known networks, a network's own ``cam_layer``, else the last ``Conv2d`` (the
+    usual Grad-CAM choice)."""
     name = type(net).__name__
     if name in DEFAULT_LAYERS:
         return DEFAULT_LAYERS[name]
+    if getattr(net, "cam_layer", None):  # a network that names its own (TimmNet: its last feature stage)
+        return net.cam_layer
     convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ValueError(f"{name} has no Conv2d layer; pass target_layer=<module path> explicitly")
@@ -87,13 +90,22 @@ class GradCAMExplainer:
         self,
         net: nn.Module,
         target_layer: str | None = None,
-        classes: Sequence[str] = EMOTIONS,
+        classes: Sequence[str] | None = None,
         device: str | torch.device | None = None,
     ) -> None:
         self.net = explainable_copy(net)
         self.device = torch.device(device) if device is not None else next(net.parameters()).device
         self.net.to(self.device)
-        self.classes = list(classes)
+        # the checkpoint's own names (load_network returns them); FER2013's only for a 7-output network
+        outputs = getattr(net, "num_classes", None)
+        self.classes = list(
+            EMOTIONS if classes is None and outputs in (None, len(EMOTIONS)) else classes or []
+        )
+        if outputs is not None and len(self.classes) != outputs:
+            raise ValueError(
+                f"the network has {outputs} outputs but {len(self.classes)} class names were given "
+                f"({self.classes}): pass the checkpoint's classes (load_network returns them)"
+            )
         self.layer_name = target_layer or default_target_layer(self.net)
         try:
             self.layer = self.net.get_submodule(self.layer_name)

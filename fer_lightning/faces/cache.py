@@ -1,9 +1,10 @@
 """Per-photo result cache, so re-running the preprocessing only touches new or changed files.
 
 One SQLite file under the cache dir (``$FER_CACHE_DIR``, default ``~/.cache/fer-lightning``) shared by every
-output: the key is (detector settings hash, real path) and a row is only trusted while the file's size and
-mtime still match. SQLite because it is in the standard library, survives an interrupted run (rows are
-committed in small batches as results arrive), and serves several processes at once (see :class:`FaceCache`).
+output: the key is (hash of the detector and alignment settings, real path) and a row is only trusted while
+the file's size and mtime still match. SQLite because it is in the standard library, survives an interrupted
+run (rows are committed in small batches as results arrive), and serves several processes at once (see
+:class:`FaceCache`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any, Self
 
 from fer_lightning.errors import ConfigError
 
-#: Bump when the crop logic changes in a way that makes old cached crops wrong.
-PIPELINE_VERSION = 1
+#: Bump when the crop logic changes in a way that makes old cached crops wrong (2: the ``aligned`` column).
+PIPELINE_VERSION = 2
 _FILE = f"faces-v{PIPELINE_VERSION}.sqlite"
 #: How long a process waits for another one's write to finish before giving up.
 _BUSY_TIMEOUT_S = 120
@@ -31,7 +32,9 @@ _BUSY_TIMEOUT_S = 120
 class FileResult:
     """What the pipeline made of one file. ``crop`` is 2304 raw bytes (48x48 uint8): the largest face for
     ``status == "face"``, the centre-square fallback for ``"noface"``, absent for ``"unreadable"`` (cannot be
-    decoded) and ``"error"`` (the detector raised on it)."""
+    decoded) and ``"error"`` (the detector raised on it). ``aligned``: for a face, whether the eye aligner
+    levelled it (``False``: eyes not found, the detector's crop kept); ``None`` when no alignment was asked
+    for."""
 
     path: str
     size: int
@@ -40,6 +43,7 @@ class FileResult:
     n_faces: int = 0
     crop: bytes | None = None
     error: str = ""
+    aligned: bool | None = None
 
 
 def settings_key(settings: dict[str, Any]) -> str:
@@ -62,7 +66,8 @@ def _use_wal(db: sqlite3.Connection) -> None:
 
 
 class FaceCache:
-    """Lookup/store of :class:`FileResult` for one detector configuration. Use as a context manager.
+    """Lookup/store of :class:`FileResult` for one detector and alignment configuration. Use as a context
+    manager.
 
     Safe for several processes at once (two preprocessing runs, a run and a training job): WAL journal, so
     readers never block the writer; a busy timeout, so a writer waits for another instead of failing; and
@@ -84,7 +89,8 @@ class FaceCache:
             self._db.execute("PRAGMA synchronous=OFF")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS results (settings TEXT, path TEXT, size INTEGER, mtime_ns "
-                "INTEGER, status TEXT, n_faces INTEGER, crop BLOB, error TEXT, PRIMARY KEY (settings, path))"
+                "INTEGER, status TEXT, n_faces INTEGER, crop BLOB, error TEXT, aligned INTEGER, "
+                "PRIMARY KEY (settings, path))"
             )
         except (OSError, sqlite3.Error) as e:
             raise ConfigError(
@@ -107,17 +113,20 @@ class FaceCache:
             self._db.execute("DELETE FROM wanted")
             self._db.executemany("INSERT OR IGNORE INTO wanted VALUES (?, ?, ?)", refs)
             rows = self._db.execute(
-                "SELECT r.path, r.size, r.mtime_ns, r.status, r.n_faces, r.crop, r.error FROM wanted w "
-                "JOIN results r ON r.settings = ? AND r.path = w.path AND r.size = w.size "
+                "SELECT r.path, r.size, r.mtime_ns, r.status, r.n_faces, r.crop, r.error, r.aligned "
+                "FROM wanted w JOIN results r ON r.settings = ? AND r.path = w.path AND r.size = w.size "
                 "AND r.mtime_ns = w.mtime_ns",
                 (self.key,),
             ).fetchall()
-        return {row[0]: FileResult(*row) for row in rows}
+        return {row[0]: FileResult(*row[:-1], None if row[-1] is None else bool(row[-1])) for row in rows}
 
     def put(self, result: FileResult, flush_every: int = 64) -> None:
         """Queue ``result``; every ``flush_every`` results are committed (an interrupted run keeps them)."""
         r = result
-        self._pending.append((self.key, r.path, r.size, r.mtime_ns, r.status, r.n_faces, r.crop, r.error))
+        aligned = None if r.aligned is None else int(r.aligned)
+        self._pending.append(
+            (self.key, r.path, r.size, r.mtime_ns, r.status, r.n_faces, r.crop, r.error, aligned)
+        )
         if len(self._pending) >= flush_every:
             self.flush()
 
@@ -125,7 +134,7 @@ class FaceCache:
         if self._pending:
             with self._transaction("BEGIN IMMEDIATE"):
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending
+                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._pending
                 )
             self._pending.clear()
 

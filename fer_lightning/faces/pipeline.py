@@ -14,8 +14,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -24,13 +24,14 @@ from fer_lightning.data.arrays import FERArrays
 from fer_lightning.data.cache import default_cache_dir
 from fer_lightning.emotions import EMOTIONS, IMAGE_SIZE, USAGES
 from fer_lightning.errors import ConfigError, InputError
+from fer_lightning.faces.align import FaceAligner
 from fer_lightning.faces.cache import FileResult
-from fer_lightning.faces.detectors import DlibDetector, FaceDetector
+from fer_lightning.faces.detectors import DlibDetector, FaceDetector, NoDetector
 from fer_lightning.faces.extract import extract_faces
 from fer_lightning.faces.fer2013_csv import content_hash, write_fer2013_csv
 from fer_lightning.faces.labels import FolderLabels, LabelRule
 from fer_lightning.faces.splits import OUTSIDE, SPLIT_MODES, assign_splits
-from fer_lightning.faces.walk import Extensions, Photo, find_photos, suffixes_of
+from fer_lightning.faces.walk import Extensions, Photo, SkippedEntry, find_photos, suffixes_of
 from fer_lightning.utils.io import write_json
 
 NO_FACE_POLICIES = ("skip", "center_crop")
@@ -53,6 +54,13 @@ class FaceSettings:
     workers: int | None = None  # None: one process per usable core; 0: in this process
     progress: bool = True
     extensions: Extensions = None  # None: every image format the package reads
+    # level the eyes and frame the face as FER2013 does (faces/align.py); eyes not found: the detector's crop
+    align: bool = True
+    # where FER2013 has the eyes (its medians), as fractions of the crop side: the eye midpoint's height
+    # below the top, and the distance between the eye centres
+    eye_y: float = 0.382
+    eye_distance: float = 0.383
+    aligner: FaceAligner | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.detector = self.detector or DlibDetector()
@@ -60,6 +68,9 @@ class FaceSettings:
         self.cache_dir = (
             Path(self.cache_dir).expanduser() if self.cache_dir is not None else default_cache_dir()
         )
+        # detector=none means the inputs already are face crops (FER2013 image folders): never re-framed
+        wanted = self.align and not isinstance(self.detector, NoDetector)
+        self.aligner = FaceAligner(self.eye_y, self.eye_distance) if wanted else None
 
     def row_options(self) -> dict[str, Any]:
         """The settings besides detector and labels that decide which rows a folder gives (a cache
@@ -68,7 +79,58 @@ class FaceSettings:
         options = {name: getattr(self, name) for name in names}  # not asdict: it would deep-copy the detector
         if self.extensions is not None:
             options["extensions"] = list(suffixes_of(self.extensions))
+        options["align"] = self.aligner.settings() if self.aligner is not None else None
         return options
+
+
+@dataclass
+class LabelledPhotos:
+    """A photo folder listed and labelled: what :func:`process_folder` and the photo evaluation
+    (:mod:`fer_lightning.faces.evaluate`) both start from."""
+
+    photos: list[Photo]  # every photo-named file found, readable or not
+    skipped: list[SkippedEntry]  # entries the folder walk could not list
+    labelled: list[tuple[Photo, int]]  # stat-able photos with a known label, in relative-path order
+    usage: np.ndarray  # split index of each labelled photo (faces/splits.py), OUTSIDE when left out
+    unknown: list[dict[str, str]]  # {"file", "label"}: the rule found no known class
+    unreadable: list[dict[str, str]]  # {"file", "error"}: could not even be stat-ed
+
+    @property
+    def skipped_files(self) -> list[dict[str, str]]:
+        return _skipped_files(self.skipped)
+
+
+def _skipped_files(skipped: list[SkippedEntry]) -> list[dict[str, str]]:
+    return [{"file": e.rel.as_posix(), "reason": e.reason} for e in skipped]
+
+
+def label_photos(root: Path, settings: FaceSettings) -> LabelledPhotos:
+    """Every photo under ``root`` with its label (``settings.labels``) and split; :class:`InputError` when the
+    folder holds no photo."""
+    s = settings
+    photos, skipped = find_photos(root, s.extensions)
+    if not photos:
+        raise InputError(
+            f"input_dir={root}: no photos ({', '.join(suffixes_of(s.extensions))}) in this "
+            "folder" + (f"; {skipped_summary(_skipped_files(skipped))}" if skipped else "")
+        )
+    unreadable = [{"file": str(p.rel), "error": p.error} for p in photos if p.ref is None]
+    labelled, unknown = [], []
+    for photo in (p for p in photos if p.ref is not None):
+        label, raw = s.labels(photo.rel)
+        if label is None:
+            unknown.append({"file": str(photo.rel), "label": raw})
+        else:
+            labelled.append((photo, label))
+    usage = assign_splits(
+        [p.rel for p, _ in labelled],
+        [lb for _, lb in labelled],
+        s.split,
+        s.seed,
+        s.test_fraction,
+        s.usage_from_name,
+    )
+    return LabelledPhotos(photos, skipped, labelled, usage, unknown, unreadable)
 
 
 def report_path(output: str | Path) -> Path:
@@ -96,38 +158,18 @@ def process_folder(input_dir: str | Path, output: str | Path, settings: FaceSett
     started = time.perf_counter()
     s = settings
     _check_options(s.split, s.test_fraction, s.no_face)
-    root = _input_folder(input_dir)
+    root = input_folder(input_dir)
     output = _output_file(output)
     detector, labels = s.detector, s.labels
 
-    photos, skipped = find_photos(root, s.extensions)
-    skipped_files = [{"file": e.rel.as_posix(), "reason": e.reason} for e in skipped]
-    if not photos:
-        raise InputError(
-            f"input_dir={input_dir}: no photos ({', '.join(suffixes_of(s.extensions))}) in this "
-            "folder" + (f"; {skipped_summary(skipped_files)}" if skipped else "")
-        )
-    unreadable = [{"file": str(p.rel), "error": p.error} for p in photos if p.ref is None]
-    labelled, unknown = [], []
-    for photo in (p for p in photos if p.ref is not None):
-        label, raw = labels(photo.rel)
-        if label is None:
-            unknown.append({"file": str(photo.rel), "label": raw})
-        else:
-            labelled.append((photo, label))
-    usage = assign_splits(
-        [p.rel for p, _ in labelled],
-        [lb for _, lb in labelled],
-        s.split,
-        s.seed,
-        s.test_fraction,
-        s.usage_from_name,
-    )
-    outside = [str(p.rel) for (p, _), u in zip(labelled, usage) if u == OUTSIDE]
-    todo = [(p, lb, u) for (p, lb), u in zip(labelled, usage) if u != OUTSIDE]
+    listing = label_photos(root, s)
+    photos, skipped_files, unknown = listing.photos, listing.skipped_files, listing.unknown
+    unreadable = list(listing.unreadable)
+    outside = [str(p.rel) for (p, _), u in zip(listing.labelled, listing.usage) if u == OUTSIDE]
+    todo = [(p, lb, u) for (p, lb), u in zip(listing.labelled, listing.usage) if u != OUTSIDE]
     refs = [p.ref for p, _, _ in todo]
     results, n_cached = extract_faces(
-        refs, detector, s.cache_dir if s.use_cache else None, s.workers, s.progress
+        refs, detector, s.cache_dir if s.use_cache else None, s.workers, s.progress, aligner=s.aligner
     )
 
     arrays, no_face_files, more_unreadable, multi_face = _assemble(todo, results, s.no_face)
@@ -156,6 +198,9 @@ def process_folder(input_dir: str | Path, output: str | Path, settings: FaceSett
             "from_cache": n_cached,
             "faces_found": sum(r.status == "face" for r in results.values()),
             "multi_face_files": multi_face,
+            "alignment": alignment_summary(
+                [results[p.ref.path] for p, _, _ in todo], [p.rel for p, _, _ in todo], s.aligner
+            ),
             "rows_written": len(arrays),
             "rows_by_usage": {usage: int((arrays.splits == i).sum()) for i, usage in enumerate(USAGES)},
             "rows_by_class": dict(
@@ -189,7 +234,7 @@ def _check_options(split: str, test_fraction: float, no_face: str) -> None:
         raise ConfigError(f"no_face={no_face!r} is not a policy; use one of {', '.join(NO_FACE_POLICIES)}")
 
 
-def _input_folder(input_dir: str | Path) -> Path:
+def input_folder(input_dir: str | Path) -> Path:
     root = Path(input_dir).expanduser()
     if root.is_file():
         raise InputError(
@@ -280,3 +325,16 @@ def skipped_summary(files: list[dict[str, str]]) -> str:
         f"{len(files)} {'entry' if len(files) == 1 else 'entries'} skipped while listing "
         f"(first: {first['file']!r}: {first['reason']})"
     )
+
+
+def alignment_summary(
+    results: list[FileResult], names: list[PurePosixPath], aligner: FaceAligner | None
+) -> dict[str, Any]:
+    """How many faces were eye-aligned, and which kept the detector's crop because their eyes were not
+    found."""
+    fallback = [str(n) for r, n in zip(results, names) if r.status == "face" and r.aligned is False]
+    return {
+        "settings": aligner.settings() if aligner is not None else None,
+        "aligned": sum(r.status == "face" and r.aligned is True for r in results),
+        "eyes_not_found": {"count": len(fallback), "files": fallback},
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -15,6 +15,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from fer_lightning.data.datamodule import FERDataModule
 from fer_lightning.emotions import EMOTIONS
+from fer_lightning.errors import ConfigError
+from fer_lightning.utils.precision import exact_fp32
 
 
 def network_and_config(net: nn.Module | partial) -> tuple[nn.Module, dict | None]:
@@ -36,10 +38,30 @@ def network_and_config(net: nn.Module | partial) -> tuple[nn.Module, dict | None
     return net(), {"_target_": f"{net.func.__module__}.{net.func.__qualname__}", **arguments}
 
 
+def compile_options(setting: bool | str | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``model.compile`` → ``torch.compile`` keyword arguments (``None``: do not compile). ``true`` = torch's
+    default mode, a string = that mode (``reduce-overhead`` captures CUDA graphs), a mapping = the arguments
+    themselves. Shapes are static unless the mapping says ``dynamic``: a batch of another size (the last one
+    of an epoch) then compiles once more and is cached, instead of switching to dynamic-shape kernels."""
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return {"dynamic": False}
+    if isinstance(setting, str):
+        return {"mode": setting, "dynamic": False}
+    if isinstance(setting, Mapping):
+        return {"dynamic": False, **{str(k): v for k, v in setting.items()}}
+    raise ConfigError(f"model.compile must be true/false, a torch.compile mode or a mapping, got {setting!r}")
+
+
 class FERClassifier(pl.LightningModule):
     """Cross-entropy classifier. Metric names: ``train/{loss,acc}``, ``val/{loss,acc}`` on the selection split
     (PublicTest), ``val/<split>/{loss,acc}`` for every split when several are validated,
-    ``test/{loss,acc}``."""
+    ``test/{loss,acc}``.
+
+    ``classes`` are the names of the network's outputs: taken from the data module at fit start (which must
+    label as many classes as the network has outputs), written into every checkpoint, read back on load.
+    """
 
     def __init__(
         self,
@@ -49,19 +71,22 @@ class FERClassifier(pl.LightningModule):
         scheduler_interval: str = "epoch",
         label_smoothing: float = 0.0,
         channels_last: bool = True,
-        compile: bool = False,
+        compile: bool | str | Mapping[str, Any] = False,
         distillation_weight: float = 0.0,
     ) -> None:
         super().__init__()
         # optimiser/scheduler factories are config, not weights: keep them out of the checkpoint so it loads
         # with torch.load(weights_only=True)
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        # logger=False: the train task logs the whole config (and, at the end, its figures) itself
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         # hyper_parameters.net_config (a plain dict) is how checkpoint loaders rebuild the network without
         # Lightning or the training config; a network built from a factory records it, a ready module leaves
         # it None
         self.net, self.hparams.net_config = network_and_config(net)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         num_classes = getattr(self.net, "num_classes", len(EMOTIONS))
+        # FER2013's names until a fit (or a loaded checkpoint) says otherwise: the default only for 7 outputs
+        self.classes: list[str] | None = list(EMOTIONS) if num_classes == len(EMOTIONS) else None
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         if not 0.0 <= distillation_weight <= 1.0:
             raise ValueError(f"distillation_weight must lie in [0, 1], got {distillation_weight}")
@@ -82,19 +107,27 @@ class FERClassifier(pl.LightningModule):
     def configure_model(self) -> None:
         if self.hparams.channels_last:  # ~1.7x faster for this network on the CPU, and the layout GPUs prefer
             self.net.to(memory_format=torch.channels_last)
-        if self.hparams.compile and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
-            self.net = torch.compile(self.net)
+        options = compile_options(self.hparams.compile)
+        if options is not None and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
+            self.net = torch.compile(self.net, **options)
 
     def _step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, labels, *teacher = batch  # teacher: [probabilities (N, C)] when the data module distils
-        logits = self(images)
+        # fp32 loss even when bf16-mixed computes the logits (the teachers' probabilities stay fp32 too)
+        logits = self(images).float()
         loss = self.criterion(logits, labels)
         weight = self.hparams.distillation_weight
         if teacher and weight > 0:
             # cross-entropy against the teachers' probabilities (= KL to them up to a constant), mixed with
             # the labels
-            loss = (1 - weight) * loss + weight * F.cross_entropy(logits, teacher[0].to(logits.dtype))
+            loss = (1 - weight) * loss + weight * F.cross_entropy(logits, teacher[0].float())
         return loss, logits.argmax(1), labels
+
+    def _exact_step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`_step` without autocast or TF32: ``val/loss`` selects the checkpoint and ``test/acc`` is the
+        reported figure, so neither may move with the training precision (see utils/precision.py)."""
+        with exact_fp32():
+            return self._step(batch)
 
     def _datamodule(self) -> FERDataModule | None:
         """The trainer's FERDataModule; ``None`` when fitting another data module or bare dataloaders (one
@@ -104,15 +137,28 @@ class FERClassifier(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         datamodule = self._datamodule()
-        targets = datamodule.teacher_targets if datamodule else None
+        if datamodule is not None:
+            self._take_classes(datamodule.classes, f"data.class_set={datamodule.class_set}")
+        targets = datamodule.soft_targets if datamodule else None
         if bool(targets) != (
             self.hparams.distillation_weight > 0
         ):  # half a distillation setup is a config slip
             raise ValueError(
-                f"distillation needs both data.teacher_targets (now {targets!r}) and "
-                "model.distillation_weight > 0 "
-                f"(now {self.hparams.distillation_weight})"
+                f"distillation needs both data.teacher_targets or data.vote_targets (soft targets now "
+                f"{targets!r}) and model.distillation_weight > 0 (now {self.hparams.distillation_weight})"
             )
+
+    def _take_classes(self, classes: tuple[str, ...] | list[str], origin: str) -> None:
+        """Name the outputs after the data's classes; a network with another output count cannot learn
+        them."""
+        outputs = getattr(self.net, "num_classes", None)
+        if outputs is not None and outputs != len(classes):
+            raise ConfigError(
+                f"the network has {outputs} outputs but {origin} labels {len(classes)} classes "
+                f"{list(classes)}: set model.net.num_classes={len(classes)} (conf/model sizes it by "
+                "data.class_set)"
+            )
+        self.classes = list(classes)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, preds, labels = self._step(batch)
@@ -133,7 +179,7 @@ class FERClassifier(pl.LightningModule):
         return [(f"val/{split}", split)] + ([("val", "selection")] if dataloader_idx == 0 else [])
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        loss, preds, labels = self._step(batch)
+        loss, preds, labels = self._exact_step(batch)
         for prefix, key in self._val_names(dataloader_idx):
             self.val_acc[key].update(preds, labels)
             self.log(
@@ -154,7 +200,7 @@ class FERClassifier(pl.LightningModule):
             )
 
     def test_step(self, batch, batch_idx: int) -> None:
-        loss, preds, labels = self._step(batch)
+        loss, preds, labels = self._exact_step(batch)
         self.test_acc.update(preds, labels)
         self.log("test/loss", loss, on_epoch=True, batch_size=len(labels), sync_dist=True)
         self.log("test/acc", self.test_acc, on_epoch=True)
@@ -178,4 +224,13 @@ class FERClassifier(pl.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["classes"] = list(EMOTIONS)
+        if self.classes is None:  # outputs that no data named: a checkpoint must never guess its labels
+            raise ConfigError(
+                f"the network's {getattr(self.net, 'num_classes', '?')} outputs have no class names: fit it "
+                "on a FERDataModule (or set FERClassifier.classes) before saving"
+            )
+        checkpoint["classes"] = list(self.classes)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if checkpoint.get("classes"):
+            self.classes = list(checkpoint["classes"])

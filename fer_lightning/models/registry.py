@@ -17,13 +17,15 @@ from torch import nn
 from fer_lightning.errors import CheckpointError, UnsafeCheckpointError
 
 #: The only classes a checkpoint FILE may build, by the dotted name its ``net_config._target_`` gives;
-#: anything else is refused before it is imported. A new architecture (e.g. a timm wrapper) joins by adding
-#: its class's dotted path here (code that registers one at run time: ``checkpoints.ALLOWED_NETWORKS +=
-#: ("pkg.module.Net",)``). Its module is imported only when a checkpoint names it. Training builds from the
-#: trusted Hydra config, not from here.
+#: anything else is refused before it is imported. A new architecture joins by adding its class's dotted path
+#: here (code that registers one at run time: ``checkpoints.ALLOWED_NETWORKS += ("pkg.module.Net",)``). Its
+#: module is imported only when a checkpoint names it. Training builds from the trusted Hydra config, not from
+#: here.
 ALLOWED_NETWORKS: tuple[str, ...] = (
     "fer_lightning.models.mini_xception.MiniXception",
     "fer_lightning.models.vgg.VGGNet",
+    # any timm architecture, rebuilt by name from timm's own code (never with downloaded weights)
+    "fer_lightning.models.timm_net.TimmNet",
 )
 #: Keys that make ``hydra.utils.instantiate`` build, call or convert something: never legitimate in a file.
 _HYDRA_KEYS = frozenset({"_target_", "_partial_", "_args_", "_recursive_", "_convert_"})

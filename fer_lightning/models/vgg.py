@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class PoolTo(nn.Module):
+    """Average-pool to ``size``x``size``; a no-op when the input already is that size (48x48 faces after four
+    stages). Why not ``nn.AdaptiveAvgPool2d``: its CUDA backward has no deterministic kernel, so
+    ``trainer.deterministic=true`` failed on GPUs, although for 48-pixel faces it pools nothing."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] == (self.size, self.size):
+            return x
+        return F.adaptive_avg_pool2d(x, self.size)  # other input sizes (e.g. 44-pixel TTA crops)
 
 
 def _stage(c_in: int, c_out: int, convs: int) -> nn.Sequential:
@@ -35,7 +51,7 @@ class VGGNet(nn.Module):
         channels = (in_channels, *widths)
         self.blocks = nn.Sequential(*(_stage(a, b, convs_per_stage) for a, b in zip(channels, channels[1:])))
         self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(3),
+            PoolTo(3),
             nn.Flatten(),
             nn.Linear(widths[-1] * 9, hidden),
             nn.ReLU(inplace=True),

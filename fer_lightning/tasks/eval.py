@@ -1,7 +1,9 @@
 """``scripts/eval.py``: score a checkpoint on FER2013's test splits (+ TTA), write metrics.json and figures.
 
 Config ``conf/eval.yaml``. Every setting is checked (:class:`EvalSettings`) before the network and the data
-load.
+load. The labels are the data's (``data=ferplus``: FER+ majority labels, plus the cross-entropy against the
+vote distributions); the checkpoint's classes are matched to them by name, so a FER2013 model is scored on
+FER+ labels and the reverse (a face of a class the model lacks is an error; how many is reported).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import hydra
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from fer_lightning.checkpoints import load_network, resolve_checkpoint
-from fer_lightning.emotions import EMOTIONS, SPLIT_TO_USAGE, USAGE_TO_SPLIT
+from fer_lightning.checkpoints import chosen_weights, load_network
+from fer_lightning.emotions import SPLIT_TO_USAGE, USAGE_TO_SPLIT
 from fer_lightning.errors import ConfigError
-from fer_lightning.evaluation import evaluate_split
+from fer_lightning.evaluation import class_mapping, evaluate_split
+from fer_lightning.faces.evaluate import PHOTOS, evaluate_photo_folder, summary_lines
+from fer_lightning.faces.source import PhotoFolderSource
 from fer_lightning.inference import normalise_modes
 from fer_lightning.plots import confusion_matrix_figure
 from fer_lightning.utils.config_checks import positive_int
@@ -85,18 +89,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     loggers."""
     out_dir = Path(cfg.paths.output_dir)
     settings = EvalSettings.from_config(cfg)
-    ckpt = resolve_checkpoint(cfg.get("ckpt_path"))
-    # FER2013 labels are EMOTIONS ids: a checkpoint with other classes (or order) cannot be scored on them
-    net, classes = load_network(ckpt, expected_classes=EMOTIONS, device=cfg.get("device", "cpu"))
+    ckpt = chosen_weights(cfg.get("ckpt_path"), cfg.get("weights"), default="fer2013")
+    net, classes = load_network(ckpt, device=cfg.get("device", "auto"))
     datamodule = hydra.utils.instantiate(cfg.data)
-    metrics: dict[str, Any] = {"checkpoint": str(ckpt), "classes": classes, "tta": settings.tta}
+    label_classes = list(datamodule.classes)
+    _check_classes(ckpt, classes, label_classes)
+    metrics: dict[str, Any] = {
+        "checkpoint": str(ckpt),
+        "classes": classes,
+        "label_classes": label_classes,
+        "tta": settings.tta,
+    }
+    # labelled photos (data=photos): each one is scored, with or without a face found
+    if isinstance(datamodule.source, PhotoFolderSource):
+        return _run_on_photos(settings, metrics, datamodule.source, net, ckpt.name, out_dir, cfg)
     for split in settings.splits:
         images, labels = datamodule.faces(split, settings.max_faces)
+        votes = datamodule.votes(split, settings.max_faces)
         log.info(
             "evaluating %s on %s (%d faces, TTA %s)", ckpt.name, split, len(labels), settings.tta or "none"
         )
         with intra_op_threads(settings.threads):
-            results = evaluate_split(net, images, labels, classes, settings.tta, settings.batch_size)
+            results = evaluate_split(
+                net, images, labels, classes, settings.tta, settings.batch_size, label_classes, votes
+            )
         metrics.update({f"{split}/{name}": value for name, value in results.items()})
         log.info(
             "%s: acc %.4f, macro F1 %.4f, loss %.4f",
@@ -105,20 +121,51 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             metrics[f"{split}/macro_f1"],
             metrics[f"{split}/loss"],
         )
+        if f"{split}/unpredictable" in metrics:
+            log.info(
+                "%s: %d faces have a class the model cannot predict (counted as errors)",
+                split,
+                metrics[f"{split}/unpredictable"],
+            )
+        if f"{split}/vote_ce" in metrics:
+            log.info(
+                "%s: cross-entropy against the vote distributions %.4f", split, metrics[f"{split}/vote_ce"]
+            )
     write_json(out_dir / "metrics.json", metrics)
-    figures = _write_figures(metrics, settings.figure_splits, classes, ckpt.name, out_dir)
+    figures = _write_figures(metrics, settings.figure_splits, ckpt.name, out_dir)
     _log_to_loggers(instantiate_group(cfg.get("logger"), "logger"), metrics, figures)
     return metrics
 
 
+def _check_classes(ckpt: Path, classes: Sequence[str], label_classes: Sequence[str]) -> None:
+    """Scoring needs at least one class in common; classes on one side only are said once, up front."""
+    mapping = class_mapping(classes, label_classes)
+    if all(m < 0 for m in mapping):
+        raise ConfigError(
+            f"{ckpt} predicts {list(classes)}, none of the data's classes {list(label_classes)}: "
+            "nothing to score"
+        )
+    missing = [c for c, m in zip(label_classes, mapping) if m < 0]
+    extra = [c for i, c in enumerate(classes) if i not in mapping]
+    if missing or extra or [classes[m] for m in mapping] != list(label_classes):
+        log.info(
+            "classes matched by name: model %s, labels %s%s%s",
+            list(classes),
+            list(label_classes),
+            f"; faces labelled {missing} count as errors" if missing else "",
+            f"; predictions of {extra} count as errors" if extra else "",
+        )
+
+
 def _write_figures(
-    metrics: dict[str, Any], splits: Sequence[str], classes: Sequence[str], name: str, out_dir: Path
+    metrics: dict[str, Any], splits: Sequence[str], name: str, out_dir: Path
 ) -> dict[str, Any]:
     """``confusion_matrix_<split>.png`` for each scored split of ``splits``; {TensorBoard tag: figure}."""
     figures = {}
     for split in splits:
         if f"{split}/confusion_matrix" not in metrics:
             continue
+        classes = metrics.get(f"{split}/confusion_classes", metrics["label_classes"])
         fig = confusion_matrix_figure(
             metrics[f"{split}/confusion_matrix"], classes, f"{split} split — {name}"
         )
@@ -135,3 +182,36 @@ def _log_to_loggers(loggers: list, metrics: dict[str, Any], figures: dict[str, A
             for tag, fig in figures.items():
                 lg.experiment.add_figure(tag, fig, global_step=0, close=False)
         lg.finalize("success")
+
+
+def _run_on_photos(
+    settings: EvalSettings,
+    metrics: dict[str, Any],
+    source: PhotoFolderSource,
+    net: Any,
+    name: str,
+    out_dir: Path,
+    cfg: DictConfig,
+) -> dict[str, Any]:
+    """``data=photos``: every labelled photo of the folder under ``photos/``, and those of each of ``splits``
+    under ``<split>/`` (see :func:`~fer_lightning.faces.evaluate.evaluate_photo_folder`)."""
+    with intra_op_threads(settings.threads):
+        metrics.update(
+            evaluate_photo_folder(
+                net,
+                metrics["classes"],
+                source.input_dir,
+                source.settings,
+                metrics["label_classes"],
+                settings.splits,
+                settings.tta,
+                settings.batch_size,
+                settings.max_faces,
+            )
+        )
+    for line in summary_lines(metrics, [PHOTOS, *settings.splits]):
+        log.info(line)
+    write_json(out_dir / "metrics.json", metrics)
+    figures = _write_figures(metrics, [PHOTOS, *settings.figure_splits], name, out_dir)
+    _log_to_loggers(instantiate_group(cfg.get("logger"), "logger"), metrics, figures)
+    return metrics

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from fer_lightning.faces.align import FaceAligner
+from fer_lightning.checkpoints import chosen_weights
 from fer_lightning.errors import InputError
 from fer_lightning.explain.panels import save_panels
 from fer_lightning.explain.review import NO_FACE, explain_photos
@@ -32,7 +34,12 @@ def run(cfg: DictConfig) -> list[Path]:
     inputs = list_inputs(cfg.inputs)  # a wrong path or an empty folder fails before the model is loaded
     detector = instantiate_setting(cfg, "detector")
     label_rule = instantiate_setting(cfg, "labels") if cfg.get("labels") else None
-    predictor = Predictor.from_checkpoint(cfg.get("ckpt_path"), detector, device=cfg.device)
+    predictor = Predictor.from_checkpoint(
+        chosen_weights(cfg.get("ckpt_path"), cfg.get("weights")),
+        detector,
+        device=cfg.device,
+        aligner=FaceAligner() if cfg.get("align") else None,
+    )
     explanation, found = explain_photos(
         predictor, inputs, cfg.get("target_layer"), cfg.get("max_faces"), label_rule
     )

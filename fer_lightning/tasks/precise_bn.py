@@ -32,7 +32,7 @@ def run(cfg: DictConfig) -> tuple[Path, dict[str, float]]:
         )
     for path in paths:  # any of them may win: check now that its recalibrated copy can be written
         writable_file(recalibrated_path(path), f"the recalibrated copy of {path}")
-    net, _ = load_network(paths[0])
+    net, _ = load_network(paths[0], device=cfg.get("device", "auto"))
     train_images, val_images, val_labels = selection_faces(hydra.utils.instantiate(cfg.data))
     with intra_op_threads(threads):
         return select_with_precise_bn(net, paths, train_images, val_images, val_labels)

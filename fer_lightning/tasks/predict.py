@@ -1,7 +1,7 @@
 """``scripts/predict.py``: photos on disk → predictions.csv, annotated copies and a table on the console.
 
-Usage: ``python scripts/predict.py inputs=<photo or folder> [ckpt_path=...] [detector=haar]`` (settings:
-``conf/predict.yaml``).
+Usage: ``python scripts/predict.py inputs=<photo or folder> [ckpt_path=...] [detector=haar]
+[backend=onnxruntime]`` (settings: ``conf/predict.yaml``).
 
 One bad file never stops a run: an unreadable file, an entry the folder walk skipped (a symlink loop) or a
 photo without a face becomes a CSV row with an empty label and the reason, so the CSV accounts for every
@@ -23,6 +23,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from fer_lightning.faces.align import FaceAligner
+from fer_lightning.checkpoints import chosen_weights
 from fer_lightning.errors import InputError
 from fer_lightning.faces.walk import SKIPPED, UNREADABLE, list_inputs
 from fer_lightning.images import ImageReadError
@@ -148,9 +150,22 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     out_dir = Path(cfg.paths.output_dir)
     inputs = list_inputs(cfg.inputs)  # before loading the model: a wrong path fails at once
     detector = instantiate_setting(cfg, "detector")
-    predictor = Predictor.from_checkpoint(cfg.get("ckpt_path"), detector, cfg.batch_size, cfg.device)
+    predictor = Predictor.from_checkpoint(
+        chosen_weights(cfg.get("ckpt_path"), cfg.get("weights")),
+        detector,
+        cfg.batch_size,
+        cfg.device,
+        backend=cfg.get("backend", "torch"),
+        aligner=FaceAligner() if cfg.get("align") else None,
+    )
     n_files = len(inputs.files) + len(inputs.failed)
-    log.info("predicting %d file(s) from %s with detector %r", n_files, cfg.inputs, detector)
+    log.info(
+        "predicting %d file(s) from %s with detector %r, backend %s",
+        n_files,
+        cfg.inputs,
+        detector,
+        predictor.backend,
+    )
     rows = predict_paths(predictor, inputs.files, out_dir / "annotated" if cfg.annotate else None)
     rows = in_file_order(rows + [{"path": name, "label": "", "reason": why} for name, why in inputs.failed])
     csv_path = write_csv(out_dir / "predictions.csv", rows, predictor.classes)

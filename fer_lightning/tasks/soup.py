@@ -41,7 +41,7 @@ def run(cfg: DictConfig) -> tuple[Path, list[Path], dict[str, float]]:
         raise CheckpointError(
             "a soup needs checkpoints: 'checkpoints=[<run>/checkpoints/epoch_*.ckpt,<other.ckpt>]'"
         )
-    net, classes = load_network(paths[0])
+    net, classes = load_network(paths[0], device=cfg.get("device", "auto"))
     train_images, val_images, val_labels = selection_faces(hydra.utils.instantiate(cfg.data), num_faces)
     with intra_op_threads(threads):
         members, metrics = greedy_soup(net, paths, train_images, val_images, val_labels)

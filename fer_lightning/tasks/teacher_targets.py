@@ -41,7 +41,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     checkpoints = [str(resolve_checkpoint(p)) for p in checkpoint_paths(cfg.checkpoints)]
     if not checkpoints:
         raise TeacherTargetsError("teacher targets need at least one teacher: checkpoints=[<ckpt>, ...]")
-    nets = [load_network(path, expected_classes=EMOTIONS)[0] for path in checkpoints]
+    device = cfg.get("device", "auto")
+    nets = [load_network(path, expected_classes=EMOTIONS, device=device)[0] for path in checkpoints]
     datamodule = hydra.utils.instantiate(cfg.data)
     with intra_op_threads(threads):
         probs, labels, accuracies = label_training_faces(nets, datamodule, tta, batch_size)

@@ -10,11 +10,13 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from fer_lightning.checkpoints import load_weights_into, read_checkpoint
+from fer_lightning.checkpoints import load_matching_weights, read_checkpoint
+from fer_lightning.callbacks import TrainingSpeed
 from fer_lightning.errors import CheckpointError, TrainingInterrupted
+from fer_lightning.experiments.figures import flat_hparams, is_tensorboard, log_hparams, selection_figures
 from fer_lightning.utils.config_checks import check_train_config
 from fer_lightning.utils.instantiate import instantiate_group
 
@@ -28,8 +30,13 @@ def build_model(cfg: DictConfig) -> pl.LightningModule:
     if cfg.get(
         "init_weights"
     ):  # fine-tuning: start from trained weights, with a fresh optimiser and schedule
-        load_weights_into(model.net, cfg.init_weights)
-        log.info("network initialised from %s", cfg.init_weights)
+        # an output layer sized for other classes (FER2013's 7 → FER+'s 8) keeps its fresh initialisation
+        skipped = load_matching_weights(model.net, cfg.init_weights)
+        log.info(
+            "network initialised from %s%s",
+            cfg.init_weights,
+            f"; freshly initialised (shapes differ): {', '.join(skipped)}" if skipped else "",
+        )
     return model
 
 
@@ -73,14 +80,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model = build_model(cfg)
-    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    speed = TrainingSpeed()
+    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), speed]
     loggers = instantiate_group(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    run_keys = [k for k in cfg if k != "hydra"]  # composed-in-tests configs carry the hydra node too
-    hparams = {"config": OmegaConf.to_container(OmegaConf.masked_copy(cfg, run_keys), resolve=True)}
+    # the config goes to CSV/MLflow now (visible while the run lasts); TensorBoard gets it once, at the end,
+    # with the figures (its HParams tab keeps the first session a run writes)
+    hparams = flat_hparams(cfg)
     for lg in trainer.loggers:
-        lg.log_hyperparams(hparams)
+        if not is_tensorboard(lg):
+            lg.log_hyperparams(hparams)
 
     for stage, wanted in (("fit", cfg.get("train", True)), ("test", cfg.get("test", True))):
         if wanted:  # an empty split fails here, not after hours of fitting
@@ -92,20 +102,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             raise _interrupted(trainer) from None
     metrics = dict(trainer.callback_metrics)
 
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        # the selected weights, for the figures and the test. Loaded here rather than via ckpt_path: with a
+        # weight-averaging callback (callbacks=[default,ema]) Lightning would restore the raw weights kept for
+        # resuming, not the averaged ones that were selected on PublicTest.
+        model.load_state_dict(torch.load(best, map_location=model.device, weights_only=True)["state_dict"])
+    if cfg.get("train", True):
+        metrics.update(selection_figures(trainer, model, datamodule, speed.img_per_s))
     if cfg.get("test", True):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
             log.warning(
                 "no best checkpoint (no checkpoint callback or no validation): testing current weights"
             )
         log.info("testing %s on %s", best or "current weights", datamodule.test_split)
-        if best:
-            # Loaded here rather than via ckpt_path: with a weight-averaging callback
-            # (callbacks=[default,ema]) Lightning would restore the raw weights kept for resuming, not the
-            # averaged ones that were selected on PublicTest.
-            model.load_state_dict(
-                torch.load(best, map_location=model.device, weights_only=True)["state_dict"]
-            )
         trainer.test(model, datamodule=datamodule)
         metrics.update(trainer.callback_metrics)
-    return {k: float(v) for k, v in metrics.items()}
+    metrics = {k: float(v) for k, v in metrics.items()}
+    log_hparams(trainer, cfg, metrics)
+    return metrics

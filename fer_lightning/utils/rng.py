@@ -37,3 +37,15 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def reseed_for_rank(rank: int) -> int:
+    """Give DDP rank ``rank`` (> 0) generators of its own, derived from the run's seed; returns the new seed.
+
+    Why: every rank runs ``seed_everything(seed)``, so without this the i-th face of each rank's shard gets
+    the same random augmentation. Rank 0 keeps the run's seed, so one process draws as it always did."""
+    seed = (torch.initial_seed() + 1_000_003 * rank) % (1 << 32)
+    torch.manual_seed(seed)  # CPU and every CUDA device
+    np.random.seed(seed)
+    random.seed(seed)
+    return seed

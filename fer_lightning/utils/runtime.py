@@ -62,15 +62,33 @@ def config_subdir_for(ckpt_path: str | None, default: str, stamp: str) -> str:
     return f"{default}/resume_{stamp}" if resumed else default
 
 
+def class_count(class_set: str) -> int:
+    """Number of classes of a class set (``fer2013``: 7, ``ferplus``: 8): conf/model/*.yaml sizes the
+    network's output by ``data.class_set`` with it, so ``data=ferplus`` needs no second override."""
+    from fer_lightning.emotions import CLASS_SETS
+
+    if class_set not in CLASS_SETS:
+        from fer_lightning.errors import ConfigError
+
+        raise ConfigError(f"data.class_set must be one of {sorted(CLASS_SETS)}, got {class_set!r}")
+    return len(CLASS_SETS[class_set])
+
+
 def register_resolvers() -> None:
-    """``${pid:}``, ``${run_dir_of:ckpt,default}`` and ``${config_subdir:ckpt,default,stamp}`` for
-    conf/hydra."""
+    """``${pid:}``, ``${run_dir_of:ckpt,default}``, ``${config_subdir:ckpt,default,stamp}`` and
+    ``${job_name:num,overrides}`` for conf/hydra; ``${class_count:set}`` for conf/model;
+    ``${sqlite_url:path}`` for conf/hparams_search."""
     from omegaconf import OmegaConf
+
+    from fer_lightning.experiments.naming import job_name, sqlite_url
 
     for name, fn in (
         ("pid", os.getpid),
         ("run_dir_of", run_dir_of_checkpoint),
         ("config_subdir", config_subdir_for),
+        ("class_count", class_count),
+        ("job_name", job_name),
+        ("sqlite_url", sqlite_url),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=True)
@@ -89,8 +107,22 @@ def user_errors() -> Iterator[None]:
     except MissingMandatoryValue as e:  # a required key left at ??? in the config, e.g. input_dir
         print(f"error: {e.full_key} is required: pass {e.full_key}=<value>", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
-    except (FERError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
-        print(
-            f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True
-        )  # one line, whatever the message
+    except Exception as e:
+        user_error = (FERError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+        # Hydra's instantiate wraps what a constructor raised (e.g. an unknown timm name): report the cause
+        cause = e if isinstance(e, user_error) else _wrapped_cause(e, user_error)
+        if cause is None:
+            raise
+        print(f"error: {' '.join(str(cause).split())}", file=sys.stderr, flush=True)  # one line
         raise SystemExit(1) from None
+
+
+def _wrapped_cause(error: BaseException, kinds: tuple[type, ...]) -> BaseException | None:
+    """The user error inside a ``hydra.errors.InstantiationException`` chain, if that is what ``error`` is."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+        if isinstance(error, kinds):
+            return error
+    return None
