@@ -13,12 +13,10 @@ import socket
 import numpy as np
 from omegaconf import DictConfig
 
-from fer_lightning.faces.align import FaceAligner
-from fer_lightning.checkpoints import chosen_weights
+from fer_lightning.tasks.predictor import predictor_from_config
 from fer_lightning.demo.analysis import FaceAnalyser
 from fer_lightning.errors import ConfigError, FERError
 from fer_lightning.predict import Predictor
-from fer_lightning.utils.instantiate import instantiate_setting
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +55,7 @@ def analyser_for(predictor: Predictor, target_layer: str | None) -> FaceAnalyser
 def run(cfg: DictConfig) -> None:
     """Check the settings, load the model, then serve the page on ``cfg.host:cfg.port`` until interrupted."""
     port = checked_address(cfg.host, cfg.port)
-    detector = instantiate_setting(cfg, "detector")
-    predictor = Predictor.from_checkpoint(
-        chosen_weights(cfg.get("ckpt_path"), cfg.get("weights")),
-        detector,
-        device=cfg.device,
-        aligner=FaceAligner() if cfg.get("align") else None,
-    )
+    predictor = predictor_from_config(cfg)
     analyser = analyser_for(predictor, cfg.get("target_layer"))
     # read by gradio when it is imported and when it launches: the demo must work without the internet
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -73,7 +65,12 @@ def run(cfg: DictConfig) -> None:
         raise FERError(f"scripts/demo.py needs gradio, which failed to import ({e}): {INSTALL_HINT}") from e
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's start-up requests to itself
 
-    log.info("starting the demo at http://%s:%d with detector %r (Ctrl+C stops it)", cfg.host, port, detector)
+    log.info(
+        "starting the demo at http://%s:%d with detector %r (Ctrl+C stops it)",
+        cfg.host,
+        port,
+        predictor.detector,
+    )
     try:
         serve(build_app(analyser), cfg.host, port)
     except OSError as e:  # taken since the trial bind; gradio says "Cannot find empty port ..."

@@ -14,13 +14,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fer_lightning.faces.align import FaceAligner
-from fer_lightning.checkpoints import chosen_weights
+from fer_lightning.tasks.predictor import predictor_from_config
 from fer_lightning.errors import InputError
 from fer_lightning.explain.panels import save_panels
 from fer_lightning.explain.review import NO_FACE, explain_photos
 from fer_lightning.faces.walk import list_inputs
-from fer_lightning.predict import Predictor
 from fer_lightning.utils.instantiate import instantiate_setting
 
 log = logging.getLogger(__name__)
@@ -32,14 +30,8 @@ def run(cfg: DictConfig) -> list[Path]:
     Photos that cannot be read or hold no face are logged and counted; :class:`InputError` when not one face
     is left to explain."""
     inputs = list_inputs(cfg.inputs)  # a wrong path or an empty folder fails before the model is loaded
-    detector = instantiate_setting(cfg, "detector")
     label_rule = instantiate_setting(cfg, "labels") if cfg.get("labels") else None
-    predictor = Predictor.from_checkpoint(
-        chosen_weights(cfg.get("ckpt_path"), cfg.get("weights")),
-        detector,
-        device=cfg.device,
-        aligner=FaceAligner() if cfg.get("align") else None,
-    )
+    predictor = predictor_from_config(cfg)
     explanation, found = explain_photos(
         predictor, inputs, cfg.get("target_layer"), cfg.get("max_faces"), label_rule
     )

@@ -23,13 +23,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from fer_lightning.faces.align import FaceAligner
-from fer_lightning.checkpoints import chosen_weights
+from fer_lightning.tasks.predictor import predictor_from_config
 from fer_lightning.errors import InputError
 from fer_lightning.faces.walk import SKIPPED, UNREADABLE, list_inputs
 from fer_lightning.images import ImageReadError
 from fer_lightning.predict import FacePrediction, Predictor
-from fer_lightning.utils.instantiate import instantiate_setting
 from fer_lightning.utils.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
@@ -149,21 +147,13 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """
     out_dir = Path(cfg.paths.output_dir)
     inputs = list_inputs(cfg.inputs)  # before loading the model: a wrong path fails at once
-    detector = instantiate_setting(cfg, "detector")
-    predictor = Predictor.from_checkpoint(
-        chosen_weights(cfg.get("ckpt_path"), cfg.get("weights")),
-        detector,
-        cfg.batch_size,
-        cfg.device,
-        backend=cfg.get("backend", "torch"),
-        aligner=FaceAligner() if cfg.get("align") else None,
-    )
+    predictor = predictor_from_config(cfg)
     n_files = len(inputs.files) + len(inputs.failed)
     log.info(
         "predicting %d file(s) from %s with detector %r, backend %s",
         n_files,
         cfg.inputs,
-        detector,
+        predictor.detector,
         predictor.backend,
     )
     rows = predict_paths(predictor, inputs.files, out_dir / "annotated" if cfg.annotate else None)

@@ -20,9 +20,7 @@ from typing import Any
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from fer_lightning.faces.align import FaceAligner
-from fer_lightning.checkpoints import chosen_weights
-from fer_lightning.utils.instantiate import instantiate_setting
+from fer_lightning.tasks.predictor import predictor_from_config
 from fer_lightning.video.annotate import draw_faces, video_writer
 from fer_lightning.video.records import frame_rows, write_csv
 from fer_lightning.video.source import VideoSource, open_video
@@ -41,15 +39,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     source = open_video(cfg.input)  # before loading the model: a wrong path or camera fails at once
     with source:
         # imported only now: torch takes seconds to import, and a wrong input should fail before that
-        from fer_lightning.predict import Predictor
-
-        detector = instantiate_setting(cfg, "detector")
-        predictor = Predictor.from_checkpoint(
-            chosen_weights(cfg.get("ckpt_path"), cfg.get("weights")),
-            detector,
-            device=cfg.device,
-            aligner=FaceAligner() if cfg.get("align") else None,
-        )
+        predictor = predictor_from_config(cfg)
         results = predictor.predict_video(
             source,
             detect_every=cfg.detect_every,
@@ -61,7 +51,11 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
             max_frames=cfg.max_frames,
         )
         log.info(
-            "%r: detector %r every %d frame(s), tracker %s", source, detector, cfg.detect_every, cfg.tracker
+            "%r: detector %r every %d frame(s), tracker %s",
+            source,
+            predictor.detector,
+            cfg.detect_every,
+            cfg.tracker,
         )
         with ExitStack() as outputs:
             # the video is renamed into place when this block ends, after the CSV and plots: all or nothing
