@@ -62,7 +62,13 @@ def chosen_weights(
         raise ConfigError(
             f"weights={name}: the shipped weights are {', '.join(PRETRAINED)} (or pass ckpt_path=<file>)"
         )
-    return resolve_checkpoint(PRETRAINED[name])
+    if not PRETRAINED[name].is_file():
+        raise CheckpointNotFoundError(
+            f"a checkpoint is needed: no ckpt_path was given and the shipped {name} weights "
+            f"{PRETRAINED[name]} are not there. Pass ckpt_path=<file>, a Lightning .ckpt such as "
+            "outputs/train/runs/<run>/checkpoints/last.ckpt or a weights file made by export_weights()."
+        )
+    return PRETRAINED[name]
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:

@@ -30,6 +30,7 @@ from fer_lightning.demo.analysis import FACE_VIEW_PX, FaceAnalyser, face_view
 from fer_lightning.errors import ConfigError, DetectorUnavailableError, FERError, ImageReadError
 from fer_lightning.explain.review import explain_photos
 from fer_lightning.images import read_image, to_gray
+from fer_lightning.faces.align import FaceAligner
 from fer_lightning.predict import Predictor
 from fer_lightning.tasks import demo as demo_task
 from fer_lightning.tasks.demo import checked_address
@@ -44,7 +45,8 @@ SCREENSHOT_MAX_BYTES = 300_000
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return Predictor.from_checkpoint(None)  # the shipped weights, as the demo serves them by default
+    # the shipped weights with the eyes levelled, as the demo serves them by default (align: true)
+    return Predictor.from_pretrained(aligner=FaceAligner())
 
 
 @pytest.fixture(scope="module")

@@ -116,7 +116,7 @@ def test_ten_crop_views_are_the_corners_centre_and_mirrors():
 
 
 def test_without_a_checkpoint_evaluation_says_one_is_needed(tmp_path, cache_dir, monkeypatch):
-    monkeypatch.setattr(checkpoints, "DEFAULT_WEIGHTS", tmp_path / "absent.pt")
+    monkeypatch.setitem(checkpoints.PRETRAINED, "fer2013", tmp_path / "absent.pt")
     with pytest.raises(CheckpointNotFoundError, match="a checkpoint is needed"):
         evaluate(eval_cfg(tmp_path, cache_dir))
     assert not (tmp_path / "metrics.json").exists()

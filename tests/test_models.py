@@ -68,11 +68,17 @@ def test_subsampled_shortcut_equals_the_strided_convolution_it_replaces():
 
 
 ODD_BATCH_PROBE = """
-import sys, hydra, torch
-from omegaconf import OmegaConf
+import sys, tempfile, hydra, torch
+from pathlib import Path
+from fer_lightning.utils.compose import compose_config
+from fer_lightning.utils.runtime import register_resolvers
+register_resolvers()
 torch.set_num_threads(2)
-factory = hydra.utils.instantiate(OmegaConf.load(sys.argv[1]).net)  # conf/model/*.yaml: net is a factory
-net = factory().to(memory_format=torch.channels_last).train()
+root, name = Path(sys.argv[1]), sys.argv[2]
+# composed as train.py composes it: model configs interpolate the data's class count, timm ones extend timm
+extra = ["model.net.name=resnet18"] if name == "timm" else []
+cfg = compose_config(root / "conf", "train", [f"model={name}", *extra], Path(tempfile.mkdtemp()))
+net = hydra.utils.instantiate(cfg.model.net)().to(memory_format=torch.channels_last).train()  # net: a factory
 for n in (3, 5, 37):
     x = torch.randn(n, 1, 48, 48).contiguous(memory_format=torch.channels_last)
     net(x).logsumexp(1).sum().backward()
@@ -86,7 +92,7 @@ def test_every_model_config_trains_on_odd_batches_in_channels_last_with_two_thre
     convolution's weight gradient crashed the process there (segfault), so this runs in a child process: a
     crash is a failure here, not the end of the test run."""
     done = subprocess.run(
-        [sys.executable, "-c", ODD_BATCH_PROBE, str(ROOT / "conf" / "model" / config)],
+        [sys.executable, "-c", ODD_BATCH_PROBE, str(ROOT), config.removesuffix(".yaml")],
         capture_output=True,
         text=True,
         timeout=300,

@@ -80,6 +80,7 @@ def test_predict_script_with_backend_onnxruntime(tmp_path, jaffe_dir, torch_pred
         "backend=onnxruntime",
         "device=cpu",
         "annotate=false",
+        "align=false",  # as the torch_predictor fixture crops
         f"hydra.run.dir={run_dir}",
     ]
     # the unknown-backend run goes side by side with the real one: both mostly import torch
