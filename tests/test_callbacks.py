@@ -34,7 +34,7 @@ def test_panels_of_fixed_public_faces_reach_tensorboard(tmp_path, cache_dir, dat
     with open_dict(cfg):
         cfg.paths.cache_dir = str(cache_dir)
     train(cfg)
-    # the run's HParams session is a file of its own (written at the end); the panels are in the training one
+    # the run's HParams record is a file of its own (written at the end); the panels are in the training one
     files = (tmp_path / "tensorboard").rglob("events.out.tfevents.*")
     (events,) = [e for e in files if "gradcam/public" in _image_tags(e)]
     acc = EventAccumulator(str(events), size_guidance={"images": 0})

@@ -85,7 +85,7 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 def log_hparams(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """One HParams session per run, written at its end with the figures: TensorBoard's HParams tab then shows
+    """One HParams record per run, written at its end with the figures: TensorBoard's HParams tab then shows
     every run of a sweep as a row (sortable) and a line (parallel coordinates)."""
     values = {tag: metrics[key] for key, tag in HPARAM_METRICS.items() if key in metrics}
     values = {tag: v for tag, v in values.items() if v == v}  # NaN (unknown) is left out, not drawn as 0

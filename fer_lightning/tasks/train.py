@@ -86,7 +86,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     # the config goes to CSV/MLflow now (visible while the run lasts); TensorBoard gets it once, at the end,
-    # with the figures (its HParams tab keeps the first session a run writes)
+    # with the figures (its HParams tab keeps the first HParams record a run writes)
     hparams = flat_hparams(cfg)
     for lg in trainer.loggers:
         if not is_tensorboard(lg):

@@ -20,7 +20,7 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def read_hparams(run_dir: str | Path) -> tuple[dict[str, object], list[str]]:
-    """(hyper-parameters, metric tags) of the HParams session in ``run_dir``'s event files, decoded from the
+    """(hyper-parameters, metric tags) of the HParams record in ``run_dir``'s event files, decoded from the
     hparams plugin's own records (``_hparams_/session_start_info`` and ``_hparams_/experiment``) as
     TensorBoard's HParams tab reads them; ``({}, [])`` when the run wrote none."""
     from google.protobuf.json_format import MessageToDict
