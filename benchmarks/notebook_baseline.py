@@ -9,7 +9,7 @@ What the notebook did (kept literally here so the comparison is against the real
 
 The crop size is a parameter because the notebook's own transforms are not recorded. Its origin repository
 trained on 44x44 random crops (16 % fewer pixels: a lighter workload than ours, so not the same work per
-image); the issue's own figures for the notebook (369 img/s against 460 img/s for the same network's NCHW step
+image); the reference figures for the notebook (369 img/s against 460 img/s for the same network's NCHW step
 on ready 48x48 tensors) only fit a loop that trains full 48x48 faces, hence the default: ``RandomCrop(48,
 padding=4)``, the same per-sample PIL work at our input size.
 
