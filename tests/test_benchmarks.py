@@ -105,16 +105,21 @@ def test_benchmark_prints_one_json_line_with_its_figures(outputs, name):
     assert {"machine", "date"} <= figures.keys() and figures["machine"]["cpu_count"] >= 1
 
 
-def test_video_benchmark_prints_one_json_line_with_its_figures(data_dir):
-    """bench_video.py on its own (not in ``outputs``: it should not wait for the training benchmarks)."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_video.py"), "--quick"],
+def run_alone(script: str, data_dir) -> subprocess.CompletedProcess:
+    """``benchmarks/<script> --quick`` on its own process (not in the concurrent batch above)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
         cwd=ROOT,
         env={**os.environ, "FER_DATA_DIR": str(data_dir)},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_video_benchmark_prints_one_json_line_with_its_figures(data_dir):
+    """bench_video.py on its own (not in ``outputs``: it should not wait for the training benchmarks)."""
+    result = run_alone("bench_video.py", data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     (line,) = result.stdout.strip().splitlines()
     figures = json.loads(line)
@@ -136,14 +141,7 @@ def test_video_benchmark_prints_one_json_line_with_its_figures(data_dir):
 def test_latency_benchmark_times_both_backends_and_prints_its_table(data_dir):
     """``bench_latency.py --quick`` (3 photos, 2 repeats): one JSON line with p50/p95 for the torch and the
     onnxruntime backend and every detector row, and the same rows as a table on stderr."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_latency.py"), "--quick"],
-        cwd=ROOT,
-        env={**os.environ, "FER_DATA_DIR": str(data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_alone("bench_latency.py", data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stdout, got {len(lines)}: {result.stdout[:500]}"
