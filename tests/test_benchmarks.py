@@ -23,6 +23,7 @@ SCRIPTS = {
     "predict": ["bench_predict.py", "--quick"],
     "paths_accuracy": ["bench_paths_accuracy.py", "--quick"],
     "shortcut": ["bench_shortcut.py", "--steps", "2", "--rounds", "1", "--batch-size", "16"],
+    "backbones": ["bench_backbones.py", "--quick", "--models", "mini_xception", "timm_mobilenetv3"],
 }
 KEYS = {
     "data": {"cold_s", "warm_s", "notebook_s", "speedup_warm", "goal_warm_20x", "goal_cold_under_4s", "rows"},
@@ -64,6 +65,7 @@ KEYS = {
     },
     "paths_accuracy": {"batch_acc", "albumentations_acc", "difference", "runs", "epochs"},
     "shortcut": {"fixed_img_s", "strided_img_s", "fixed_vs_strided", "repro_exit_codes"},
+    "backbones": {"models", "steps", "batch_size"},
 }
 
 
@@ -103,6 +105,15 @@ def test_benchmark_prints_one_json_line_with_its_figures(outputs, name):
     assert figures["bench"] == name
     assert KEYS[name] <= figures.keys(), f"missing {KEYS[name] - figures.keys()}"
     assert {"machine", "date"} <= figures.keys() and figures["machine"]["cpu_count"] >= 1
+
+
+def test_backbone_benchmark_builds_each_network_from_its_config(outputs):
+    models = json.loads(outputs["backbones"].stdout)["models"]
+    assert set(models) == {"mini_xception", "timm_mobilenetv3"}
+    assert models["mini_xception"]["params"] == 56_951
+    assert models["timm_mobilenetv3"]["params"] == 575_111
+    for figures in models.values():
+        assert figures["train_img_s"] > 0 and figures["eval_img_s"] > 0 and figures["one_face_ms"] > 0
 
 
 def run_alone(script: str, data_dir) -> subprocess.CompletedProcess:

@@ -56,6 +56,7 @@ def test_sweep_summary_has_a_row_per_job_and_a_failed_job_does_not_stop_the_othe
     csv_rows = (folder / "summary.csv").read_text().strip().splitlines()
     assert len(csv_rows) == 4 and csv_rows[0].startswith("run,overrides,status,val_loss")
     assert (folder / "summary.png").stat().st_size > 10_000
+    assert (folder / "tradeoff.png").stat().st_size > 10_000  # two network sizes completed
     result = json.loads((folder / "1_model=timm_mobilenetv3" / "result.json").read_text())
     assert result["status"] == "completed" and result["params"] == 575_111 and result["epochs"] == 1
     assert 0 < result["val_acc"] < 1 and 0 < result["test_acc"] < 1 and result["train_img_per_s"] > 0
@@ -80,8 +81,23 @@ def test_compare_script_tables_runs_made_separately(sweep, tmp_path):
     done = run_script("compare", *map(str, runs), "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("| completed |") == 2 and (tmp_path / "summary.png").is_file()
+    assert "tradeoff.png" in done.stdout and (tmp_path / "tradeoff.png").is_file()
     missing = run_script("compare", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and missing.stderr.strip().startswith("error: no such folder")
+
+
+def test_tradeoff_plot_only_for_runs_of_several_sizes(tmp_path):
+    from fer_lightning.experiments.tradeoff import plot_tradeoff, plottable
+
+    def row(run, params, status="completed"):
+        return {"run": run, "status": status, "params": params, "test_acc": 0.5, "train_img_per_s": 100.0}
+
+    same_size = [row("lr=0.01", 56_951), row("lr=0.05", 56_951)]
+    assert plottable(same_size) == [] and plot_tradeoff(same_size, tmp_path / "a.png") is None
+    assert not (tmp_path / "a.png").exists()
+    sizes = [*same_size, row("resnet18", 11_173_831), row("crashed", 575_111, status="failed")]
+    assert [r["run"] for r in plottable(sizes)] == ["lr=0.01", "lr=0.05", "resnet18"]
+    assert plot_tradeoff(sizes, tmp_path / "b.png").stat().st_size > 10_000
 
 
 def test_timm_checkpoints_work_like_mini_xception_everywhere(sweep, jaffe_dir, tmp_path):

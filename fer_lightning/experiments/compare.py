@@ -7,6 +7,7 @@ from pathlib import Path
 from fer_lightning.errors import InputError
 from fer_lightning.experiments.results import find_runs
 from fer_lightning.experiments.summary import to_markdown, write_summary
+from fer_lightning.experiments.tradeoff import plottable
 
 
 def compare(dirs: list[Path], out: Path) -> str:
@@ -21,4 +22,5 @@ def compare(dirs: list[Path], out: Path) -> str:
             f"no training run in {', '.join(empty)} (a run folder holds result.json or .hydra/config.yaml)"
         )
     rows = write_summary(out, list(dirs))
-    return to_markdown(rows) + f"\n{len(rows)} run(s); summary.csv, summary.md, summary.png in {out}\n"
+    files = "summary.csv, summary.md, summary.png" + (", tradeoff.png" if plottable(rows) else "")
+    return to_markdown(rows) + f"\n{len(rows)} run(s); {files} in {out}\n"

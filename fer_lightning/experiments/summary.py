@@ -1,4 +1,5 @@
-"""One table and one plot for many runs: ``summary.csv``, ``summary.md`` and ``summary.png``.
+"""One table and one plot for many runs: ``summary.csv``, ``summary.md`` and ``summary.png`` (and
+``tradeoff.png`` when the runs differ in size, :mod:`fer_lightning.experiments.tradeoff`).
 
 Written by :class:`SweepSummary` (a Hydra callback, conf/hydra/train.yaml) in the sweep folder at the end of
 every multirun, and by ``scripts/compare.py`` for runs made separately. Rows are sorted by the selection
@@ -19,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from fer_lightning.experiments.results import FIGURES, find_runs, read_run
+from fer_lightning.experiments.tradeoff import TRADEOFF_FILE, plot_tradeoff
 from fer_lightning.utils.io import save_figure, write_text
 
 log = logging.getLogger(__name__)
@@ -115,12 +117,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 
 def write_summary(folder: str | Path, runs: list[str | Path]) -> list[dict[str, Any]]:
-    """``summary.{csv,md,png}`` in ``folder`` for the run folders found under ``runs``; returns the rows."""
+    """``summary.{csv,md,png}`` (and ``tradeoff.png`` for runs of several sizes) in ``folder`` for the run
+    folders found under ``runs``; returns the rows."""
     folder = Path(folder)
     rows = sorted_rows([read_run(r) for r in find_runs(list(runs))])
     write_text(folder / "summary.csv", to_csv(rows))
     write_text(folder / "summary.md", to_markdown(rows))
     plot(rows, folder / "summary.png")
+    plot_tradeoff(rows, folder / TRADEOFF_FILE)
     return rows
 
 
