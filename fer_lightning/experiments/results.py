@@ -50,6 +50,13 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     return {**row, **{k: v for k, v in result.items() if k != "overrides"}, "overrides": row["overrides"]}
 
 
+def shared_overrides(rows: list[dict[str, Any]]) -> set[str]:
+    """The overrides every row has (limits, paths): they say nothing about how the runs differ, so tables list
+    them once and plots leave them out of their labels. Empty for fewer than two rows."""
+    sets = [set(r.get("overrides") or []) for r in rows]
+    return set.intersection(*sets) if len(sets) > 1 else set()
+
+
 def find_runs(paths: list[str | Path]) -> list[Path]:
     """Run folders under ``paths`` (each a run, a sweep or any folder above them): folders holding a
     ``result.json`` or a Hydra ``.hydra/config.yaml``, sorted, nested runs not counted twice."""

@@ -19,7 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fer_lightning.experiments.results import FIGURES, find_runs, read_run
+from fer_lightning.experiments.results import FIGURES, find_runs, read_run, shared_overrides
 from fer_lightning.experiments.tradeoff import TRADEOFF_FILE, plot_tradeoff
 from fer_lightning.utils.io import save_figure, write_text
 
@@ -70,8 +70,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         "wall s",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    # overrides every run shares (limits, paths) say nothing about the differences: listed once, below
-    shared = set.intersection(*(set(r.get("overrides") or []) for r in rows)) if len(rows) > 1 else set()
+    shared = shared_overrides(rows)  # listed once, below the table
     for r in rows:
         own = [o for o in r.get("overrides") or [] if o not in shared]
         cells = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fer_lightning.experiments.results import shared_overrides
 from fer_lightning.utils.io import save_figure
 
 TRADEOFF_FILE = "tradeoff.png"
@@ -32,7 +33,7 @@ def labels(rows: list[dict[str, Any]]) -> list[str]:
     def cut(text: str) -> str:
         return text if len(text) <= 40 else text[:37] + "…"
 
-    shared = set.intersection(*(set(r.get("overrides") or []) for r in rows))
+    shared = shared_overrides(rows)
     own = [[o for o in r.get("overrides") or [] if o not in shared] for r in rows]
     return ["\n".join(map(cut, o)) if o else cut(r["run"]) for r, o in zip(rows, own)]
 
