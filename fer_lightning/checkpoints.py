@@ -36,16 +36,18 @@ from fer_lightning.utils.io import save_torch
 #: The project's shipped weights; evaluation, prediction and Grad-CAM use them when no ``ckpt_path`` is given.
 _WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The shipped weights by name: ``ckpt_path=ferplus`` (or ``weights=ferplus``, ``Predictor.from_pretrained``)
-#: picks one. fer2013: FER2013's 7 classes and labels; ferplus: FER+'s 8 classes and majority labels.
+#: picks one. photos: fine-tuned for real photos (FER2013's 7 classes; carries its inference settings);
+#: fer2013: FER2013's 7 classes and labels, the benchmark network; ferplus: FER+'s 8 classes, majority labels.
 PRETRAINED = {
+    "photos": _WEIGHTS_DIR / "mini_xception_photos.pt",
     "fer2013": _WEIGHTS_DIR / "mini_xception_fer2013.pt",
     "ferplus": _WEIGHTS_DIR / "mini_xception_ferplus.pt",
 }
 #: What ``ckpt_path=null`` means for scripts that read FER2013 data (eval's default follows data.class_set).
 DEFAULT_WEIGHTS = PRETRAINED["fer2013"]
 #: The shipped weights the photo tools (predict, Grad-CAM, video, demo, Predictor.from_pretrained) use by
-#: default: the better of the two on the JAFFE photos of ``$FER_DATA_DIR/jaffe-dev`` (docs/results.md).
-DEFAULT_PHOTO_MODEL = "fer2013"
+#: default: the best on the photo sets of docs/results.md ("Training for photos").
+DEFAULT_PHOTO_MODEL = "photos"
 #: Written to a weights file's ``meta.format_version``; a file with a higher one is refused on load.
 FORMAT_VERSION = 1
 

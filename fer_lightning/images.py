@@ -187,3 +187,23 @@ def _float_to_uint8(image: np.ndarray) -> np.ndarray:
         )
     scale = 255.0 if image.max() <= 1.0 else 1.0
     return (image * scale).clip(0.0, 255.0).round().astype(np.uint8)
+
+
+#: The colour orders a numpy image may be given in.
+COLORS = ("bgr", "rgb", "gray")
+
+
+def load_photo(image: np.ndarray | str | Path, color: str = "bgr") -> tuple[np.ndarray, bool]:
+    """(uint8 image, whether it is BGR) from a path (decoded as RGB or gray) or a numpy image in ``color``.
+
+    Arrays go through :func:`as_uint8_image`: float images in 0..1 or 0..255 are both accepted; an empty,
+    wrongly shaped, non-finite or non-numeric array raises :class:`InputError` naming its shape and dtype.
+    """
+    if isinstance(image, str | Path):
+        return read_image(image), False  # raises ImageReadError naming the file and the cause
+    if color not in COLORS:
+        raise InputError(f"color must be one of {COLORS}, got {color!r}")
+    image = as_uint8_image(image)
+    if color == "gray" and image.ndim != 2 and image.shape[2] != 1:
+        raise InputError(f"color='gray' needs an (H, W) image, got shape {image.shape}")
+    return image, color == "bgr"

@@ -22,11 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_lightning.emotions import EMOTIONS
-from fer_lightning.errors import ConfigError
+from fer_lightning.emotions import EMOTIONS, IMAGE_SIZE
+from fer_lightning.errors import ConfigError, InputError
+from fer_lightning.images import as_uint8_image
 from fer_lightning.utils.precision import exact_fp32
 
 TTA_MODES = ("hflip", "tencrop")
+#: FER2013 Training faces per class, in :data:`~fer_lightning.emotions.EMOTIONS` order: the class prior a
+#: network trained on FER2013 has absorbed, which ``logit_adjustment`` divides back out.
+FER2013_TRAINING_COUNTS = (3995, 436, 4097, 7215, 4830, 3171, 4965)
 CROP_SIZE = 44
 
 
@@ -55,6 +59,29 @@ def model_batches(
     for start in range(0, len(images), batch_size):
         batch = to_model_input(images[start : start + batch_size].to(device))
         yield batch.contiguous(memory_format=torch.channels_last)
+
+
+def class_log_prior(counts: Sequence[float] = FER2013_TRAINING_COUNTS) -> torch.Tensor:
+    """log p(class) from class counts (or probabilities): what logit adjustment subtracts, ``tau`` times."""
+    prior = torch.tensor([float(c) for c in counts], dtype=torch.float32)
+    return (prior / prior.sum()).log()
+
+
+def log_prior_for(classes: Sequence[str], class_prior: Sequence[float] | None = None) -> torch.Tensor:
+    """The log prior that ``logit_adjustment`` subtracts for a network's ``classes``: ``class_prior`` (counts
+    or probabilities, one per class), or FER2013's Training counts for FER2013's seven classes."""
+    if class_prior is None:
+        if list(classes) != list(EMOTIONS):
+            raise ConfigError(
+                f"logit_adjustment needs class_prior for the classes {list(classes)} "
+                "(the FER2013 prior covers its seven classes only)"
+            )
+        return class_log_prior()
+    if len(class_prior) != len(classes) or min(class_prior) <= 0:
+        raise ConfigError(
+            f"class_prior needs one positive value per class {list(classes)}, got {class_prior}"
+        )
+    return class_log_prior(class_prior)
 
 
 def _device_of(net: nn.Module) -> torch.device:
@@ -143,3 +170,28 @@ def normalise_modes(tta: str | Sequence[str] | None) -> list[str]:
             "of them, or null"
         )
     return list(dict.fromkeys(modes))
+
+
+def crop_batch(crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Contiguous uint8 (N, 48, 48) from 48x48 crops; :class:`InputError` naming the first that is not one."""
+    if isinstance(crops, np.ndarray | np.generic):  # np.generic: a numpy scalar passed by mistake
+        if crops.ndim != 3:
+            raise InputError(
+                f"classify needs an (N, {IMAGE_SIZE}, {IMAGE_SIZE}) array of face crops or a list "
+                f"of ({IMAGE_SIZE}, {IMAGE_SIZE}) crops, got an array shaped {crops.shape}"
+            )
+        if crops.dtype == np.uint8 and crops.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
+            return np.ascontiguousarray(crops)  # the common case, as detect() makes them: nothing to convert
+    checked = []
+    for i, crop in enumerate(crops):
+        crop = np.asarray(crop)
+        if crop.shape != (IMAGE_SIZE, IMAGE_SIZE):
+            raise InputError(
+                f"classify needs {IMAGE_SIZE}x{IMAGE_SIZE} gray face crops (as detect() makes "
+                f"them); crop {i} has shape {crop.shape}"
+            )
+        try:
+            checked.append(as_uint8_image(crop))
+        except InputError as e:
+            raise InputError(f"crop {i}: {e}") from None
+    return np.stack(checked) if checked else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)

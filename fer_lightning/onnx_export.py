@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fer_lightning.pretrained import inference_settings
 from fer_lightning.checkpoints import load_network, network_parts, resolve_checkpoint
 from fer_lightning.emotions import IMAGE_SIZE
 from fer_lightning.errors import CheckpointError, ConfigError
@@ -161,5 +162,8 @@ def export_checkpoint(
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
         "net_config": net_config,
     }
+    settings = inference_settings(source)  # the photos weights' TTA and prior correction travel too
+    if settings:
+        extra["inference"] = settings
     data, facts = export_network(net, classes, source, extra)
     return (*write_export(data, facts, out_path), facts)

@@ -19,18 +19,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_lightning.checkpoints import DEFAULT_PHOTO_MODEL, PRETRAINED, load_network
-from fer_lightning.data.arrays import IMAGE_SIZE
+from fer_lightning.checkpoints import DEFAULT_PHOTO_MODEL, load_network
 from fer_lightning.faces.align import FaceAligner, framed_crop
-from fer_lightning.faces.detectors import Box, DlibDetector, FaceDetector
-from fer_lightning.images import as_uint8_image, read_image, to_gray
+from fer_lightning.faces.detectors import Box, FaceDetector
+from fer_lightning.faces.fallback import FaceFinder
+from fer_lightning.images import load_photo, to_gray
 from fer_lightning.errors import ConfigError, InputError
-from fer_lightning.inference import predict_logits
+from fer_lightning.inference import crop_batch, log_prior_for, predict_logits
+from fer_lightning.pretrained import INFERENCE_KEYS, inference_settings
 from fer_lightning.onnx_backend import OnnxNetwork, check_backend
 from fer_lightning.utils.devices import resolve_device
 from fer_lightning.utils.threads import intra_op_threads
 
-COLORS = ("bgr", "rgb", "gray")
 #: ``num_threads="auto"`` runs batches of up to this many faces on one thread (see :func:`intra_op_threads`).
 SMALL_BATCH = 16
 
@@ -54,31 +54,6 @@ class FacePrediction:
         return self.probabilities[self.label]
 
 
-def crop_batch(crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """Contiguous uint8 (N, 48, 48) from 48x48 crops; :class:`InputError` naming the first that is not one."""
-    if isinstance(crops, np.ndarray | np.generic):  # np.generic: a numpy scalar passed by mistake
-        if crops.ndim != 3:
-            raise InputError(
-                f"classify needs an (N, {IMAGE_SIZE}, {IMAGE_SIZE}) array of face crops or a list "
-                f"of ({IMAGE_SIZE}, {IMAGE_SIZE}) crops, got an array shaped {crops.shape}"
-            )
-        if crops.dtype == np.uint8 and crops.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
-            return np.ascontiguousarray(crops)  # the common case, as detect() makes them: nothing to convert
-    checked = []
-    for i, crop in enumerate(crops):
-        crop = np.asarray(crop)
-        if crop.shape != (IMAGE_SIZE, IMAGE_SIZE):
-            raise InputError(
-                f"classify needs {IMAGE_SIZE}x{IMAGE_SIZE} gray face crops (as detect() makes "
-                f"them); crop {i} has shape {crop.shape}"
-            )
-        try:
-            checked.append(as_uint8_image(crop))
-        except InputError as e:
-            raise InputError(f"crop {i}: {e}") from None
-    return np.stack(checked) if checked else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-
-
 class Predictor:
     """Face detector + classifier. ``predict`` handles one photo; ``predict_many`` classifies the faces of
     many photos in shared batches of ``batch_size`` (one forward pass per batch instead of one per face).
@@ -88,11 +63,19 @@ class Predictor:
     it. With ``backend="onnxruntime"`` the same rule picks ONNX Runtime's intra-op threads.
 
     ``aligner``: a :class:`~fer_lightning.faces.align.FaceAligner` levels the eyes and frames each face as
-    FER2013 does (the photo pipeline's default, and the scripts'); ``None`` cuts the detector's box as it is.
+    FER2013 does (``"default"``: a ``FaceAligner()``, as the scripts use); ``None`` cuts the detector's box as
+    it is.
 
     ``backend``: ``"torch"`` runs ``net`` eagerly; ``"onnxruntime"`` exports it in memory and runs it in ONNX
     Runtime on the CPU (``net`` may then also be an :class:`~fer_lightning.onnx_backend.OnnxNetwork` read from
     an ``.onnx`` file). ``self.net`` is the torch network whenever there is one (Grad-CAM reads it).
+
+    ``tta="hflip"`` averages each face's log-probabilities with its mirror image's. ``logit_adjustment`` (tau)
+    subtracts tau x log(class prior) from them: a network trained on FER2013 leans towards its frequent
+    classes (happy, neutral) and away from rare ones (disgust), which photos do not share. ``class_prior``:
+    counts or probabilities per class; ``None`` = FER2013's Training counts (7-class networks only). Weights
+    files may carry their own settings (``meta.inference``): :meth:`from_checkpoint` uses them unless told
+    otherwise.
     """
 
     def __init__(
@@ -104,7 +87,10 @@ class Predictor:
         device: str | torch.device = "cpu",
         num_threads: int | str | None = "auto",
         backend: str = "torch",
-        aligner: FaceAligner | None = None,
+        aligner: FaceAligner | None | str = "default",
+        tta: str | None = None,
+        logit_adjustment: float = 0.0,
+        class_prior: Sequence[float] | None = None,
     ) -> None:
         self.device = resolve_device(device)
         if not (
@@ -126,9 +112,19 @@ class Predictor:
             self.net = net.eval().to(self.device, memory_format=torch.channels_last)
             if backend == "onnxruntime":
                 self.runtime = OnnxNetwork.from_network(net, self.classes)
-        self.detector = detector if detector is not None else DlibDetector()
-        self.aligner = aligner
+        self.detector = detector if detector is not None else FaceFinder()
+        # the scripts' default too: the Python API and the CLI frame faces alike
+        self.aligner = FaceAligner() if aligner == "default" else aligner
         self.batch_size = int(batch_size)
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size must be a positive number of faces, got {batch_size!r}")
+        if tta not in (None, "none", "hflip"):
+            raise ConfigError(f"tta must be None or 'hflip' for photos, got {tta!r}")
+        self.tta = None if tta == "none" else tta
+        self.logit_adjustment = float(logit_adjustment)
+        self.class_prior = None if class_prior is None else [float(c) for c in class_prior]
+        self.source: str | Path | None = None  # the file the network came from (save_pretrained reads it)
+        self.log_prior = log_prior_for(self.classes, class_prior) if self.logit_adjustment else None
 
     @classmethod
     def from_checkpoint(
@@ -139,31 +135,60 @@ class Predictor:
         device: str | torch.device = "cpu",
         num_threads: int | str | None = "auto",
         backend: str = "torch",
-        aligner: FaceAligner | None = None,
+        aligner: FaceAligner | None | str = "default",
+        **inference: Any,
     ) -> Predictor:
-        """From a Lightning ``.ckpt`` or a weights file (``None``: the shipped weights); default detector
-        dlib. With ``backend="onnxruntime"`` the network is exported in memory, or ``path`` may be an
-        ``.onnx`` file made by ``scripts/export.py``."""
+        """From a Lightning ``.ckpt``, a weights file (``None``: the shipped weights) or an ``.onnx`` file
+        made by ``scripts/export.py`` (which implies ``backend="onnxruntime"``); default detector
+        :class:`~fer_lightning.faces.fallback.FaceFinder` (dlib, with the face-crop fallback). With
+        ``backend="onnxruntime"`` a torch network is exported in memory."""
         check_backend(backend)  # before the checkpoint is read
         if path is not None and Path(path).suffix.lower() == ".onnx":
-            if backend != "onnxruntime":
-                raise ConfigError(f"{path} is an ONNX model: load it with backend=onnxruntime")
+            backend = "onnxruntime"  # an ONNX file runs in ONNX Runtime whatever the default backend is
             runtime = OnnxNetwork.from_file(path)
-            return cls(runtime, runtime.classes, detector, batch_size, device, num_threads, backend, aligner)
+            stored = runtime.metadata.get("inference")
+            stored = (
+                {k: v for k, v in stored.items() if k in INFERENCE_KEYS} if isinstance(stored, dict) else {}
+            )
+            inference = {**stored, **inference}
+            return cls(
+                runtime,
+                runtime.classes,
+                detector,
+                batch_size,
+                device,
+                num_threads,
+                backend,
+                aligner,
+                **inference,
+            )
         net, classes = load_network(path, device=device)
-        return cls(net, classes, detector, batch_size, device, num_threads, backend, aligner)
+        inference = {**inference_settings(path), **inference}  # the caller's choice wins over the file's
+        predictor = cls(
+            net, classes, detector, batch_size, device, num_threads, backend, aligner, **inference
+        )
+        predictor.source = path if path is not None else None
+        return predictor
 
     @classmethod
     def from_pretrained(
-        cls, name: str | None = None, detector: FaceDetector | None = None, **kwargs: Any
+        cls, name: str | Path | None = None, detector: FaceDetector | None = None, **kwargs: Any
     ) -> Predictor:
-        """The shipped weights by name: ``"fer2013"`` (FER2013's 7 classes) or ``"ferplus"`` (FER+'s 8, with
-        contempt); ``None`` = :data:`~fer_lightning.checkpoints.DEFAULT_PHOTO_MODEL`, the better of the two on
-        real photos (JAFFE). Other arguments as :meth:`from_checkpoint`."""
-        name = DEFAULT_PHOTO_MODEL if name is None else name
-        if name not in PRETRAINED:
-            raise InputError(f"no shipped weights named {name!r}: choose one of {', '.join(PRETRAINED)}")
-        return cls.from_checkpoint(PRETRAINED[name], detector, **kwargs)
+        """Shipped weights by name (``"photos"``, ``"fer2013"``, ``"ferplus"``: :data:`PRETRAINED`), a weights
+        or checkpoint file, or a folder written by :meth:`save_pretrained`; ``None`` =
+        :data:`~fer_lightning.checkpoints.DEFAULT_PHOTO_MODEL`. Other arguments as :meth:`from_checkpoint`."""
+        from fer_lightning.pretrained import resolve_pretrained
+
+        return cls.from_checkpoint(
+            resolve_pretrained(DEFAULT_PHOTO_MODEL if name is None else name), detector, **kwargs
+        )
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """``folder/weights.pt`` (this predictor's network and inference settings), ``config.json`` and a
+        ``README.md`` card; :meth:`from_pretrained` loads the folder back (``fer_lightning.pretrained``)."""
+        from fer_lightning.pretrained import save_pretrained
+
+        return save_pretrained(self, folder)
 
     def _threads_for(self, faces: int) -> int | None:
         if self.device.type != "cpu":
@@ -172,22 +197,8 @@ class Predictor:
             return 1 if faces <= SMALL_BATCH else None
         return self.num_threads
 
-    @staticmethod
-    def load_image(image: np.ndarray | str | Path, color: str = "bgr") -> tuple[np.ndarray, bool]:
-        """(uint8 image, whether it is BGR) from a path (decoded as RGB or gray) or a numpy image in
-        ``color``.
-
-        Arrays go through :func:`as_uint8_image`: float images in 0..1 or 0..255 are both accepted; an empty,
-        wrongly shaped, non-finite or non-numeric array raises :class:`InputError` naming its shape and dtype.
-        """
-        if isinstance(image, str | Path):
-            return read_image(image), False  # raises ImageReadError naming the file and the cause
-        if color not in COLORS:
-            raise InputError(f"color must be one of {COLORS}, got {color!r}")
-        image = as_uint8_image(image)
-        if color == "gray" and image.ndim != 2 and image.shape[2] != 1:
-            raise InputError(f"color='gray' needs an (H, W) image, got shape {image.shape}")
-        return image, color == "bgr"
+    #: (uint8 image, whether it is BGR) from a path or a numpy image in ``color`` (:func:`load_photo`)
+    load_image = staticmethod(load_photo)
 
     def detect(self, image: np.ndarray, bgr: bool = False) -> tuple[list[Box], list[np.ndarray]]:
         """Boxes (largest first) and their 48x48 gray crops (:meth:`crop`: aligned when the predictor has an
@@ -210,13 +221,18 @@ class Predictor:
         faces = torch.from_numpy(crop_batch(crops))
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        threads = self._threads_for(len(faces))
+        views = [faces, faces.flip(-1)] if self.tta == "hflip" else [faces]
+        threads = self._threads_for(len(faces) * len(views))
+        log_probs = torch.stack([self._logits(view, threads).log_softmax(1) for view in views]).mean(0)
+        if self.log_prior is not None:
+            log_probs = log_probs - self.logit_adjustment * self.log_prior
+        return log_probs.softmax(1).numpy()
+
+    def _logits(self, faces: torch.Tensor, threads: int | None) -> torch.Tensor:
         if self.runtime is not None:
-            logits = self.runtime.predict_logits(faces, self.batch_size, threads)
-        else:
-            with intra_op_threads(threads):
-                logits = predict_logits(self.net, faces, self.batch_size, self.device)
-        return logits.softmax(1).numpy()
+            return self.runtime.predict_logits(faces, self.batch_size, threads)
+        with intra_op_threads(threads):
+            return predict_logits(self.net, faces, self.batch_size, self.device)
 
     def to_faces(self, boxes: list[Box], crops: list[np.ndarray], probs: np.ndarray) -> list[FacePrediction]:
         """Pair one photo's boxes and crops with their rows of :meth:`classify`'s output."""

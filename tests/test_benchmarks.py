@@ -171,3 +171,39 @@ def test_latency_benchmark_times_both_backends_and_prints_its_table(data_dir):
         "machine",
         "date",
     } <= figures.keys()
+
+
+@pytest.mark.slow
+def test_photo_sets_benchmark_builds_the_sets_and_scores_them(data_dir, tmp_path):
+    """photo_sets.py + bench_photo_sets.py on the real data: every set built, faces counted, one JSON line."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_photo_sets.py"),
+            "--sets",
+            str(tmp_path / "sets"),
+            "--weights",
+            "photos",
+            "--tta",
+            "hflip",
+            "--tau",
+            "1.0",
+            "--no-fer",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FER_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"},
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["set_sizes"] == {
+        "jaffe-dev": 108,
+        "jaffe-crops": 108,
+        "crops-public": 192,
+        "wild-public": 192,
+    }
+    assert figures["faces_found"]["jaffe-dev"] == 108 and figures["faces_found"]["crops-public"] == 192
+    assert figures["no_face_false_faces"]["images"] == 210
+    (row,) = figures["rows"]
+    assert row["jaffe-dev"]["acc"] == pytest.approx(68 / 108, abs=1e-4)  # the model card's figure

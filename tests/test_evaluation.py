@@ -191,12 +191,13 @@ def test_eval_script_writes_metrics_in_its_run_dir(tiny_weights, tmp_path, cache
     assert (run / "confusion_matrix_private.png").is_file() and not list(run.glob(".*tmp*"))
 
 
-def test_shipped_weights_reproduce_the_accuracy_recorded_with_them(tmp_path, cache_dir):
-    """The figures in the shipped file's metadata (and so in docs/results.md) are what evaluation measures
-    now."""
-    meta = torch.load(checkpoints.DEFAULT_WEIGHTS, weights_only=True)["meta"]
-    metrics = evaluate(eval_cfg(tmp_path, cache_dir))  # ckpt_path=null: the shipped weights
+@pytest.mark.parametrize("name", ["fer2013", "photos"])
+def test_shipped_weights_reproduce_the_accuracy_recorded_with_them(tmp_path, cache_dir, name):
+    """The figures in the shipped file's metadata (and so in docs/results.md and the model cards) are what
+    evaluation measures now."""
+    meta = torch.load(checkpoints.PRETRAINED[name], weights_only=True)["meta"]
+    metrics = evaluate(eval_cfg(tmp_path, cache_dir, f"weights={name}"))
     assert metrics["private/n"] == 3589 and metrics["public/n"] == 3589
     assert metrics["private/acc"] == pytest.approx(meta["privatetest_acc"], abs=5e-5)
     assert metrics["public/acc"] == pytest.approx(meta["publictest_acc"], abs=5e-5)
-    assert meta["selected_on"].startswith("PublicTest")
+    assert meta["selected_on"].startswith("PublicTest" if name == "fer2013" else "photo sets")

@@ -11,7 +11,9 @@ import torch
 from omegaconf import open_dict
 
 from fer_lightning.checkpoints import CheckpointNotFoundError, load_network
-from fer_lightning.faces.detectors import DlibDetector, HaarDetector, crop_face
+from fer_lightning.faces.align import FaceAligner, framed_crop
+from fer_lightning.faces.detectors import DlibDetector, HaarDetector
+from fer_lightning.faces.fallback import FaceFinder
 from fer_lightning.images import ImageReadError, read_image, to_gray
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import InputError
@@ -54,9 +56,9 @@ def test_one_face_per_photo_with_probabilities_from_the_network(predictor, tiny_
         ) == pytest.approx(1)
         assert face.label in EMOTIONS and face.confidence == max(face.probabilities.values())
         assert 0 <= face.box.x and face.box.x + face.box.w <= 256 and 60 <= face.box.w <= 256
-        # the same crop the preprocessing makes, classified by the bare network
+        # the same crop the preprocessing makes (eyes levelled by default), classified by the bare network
         gray = to_gray(read_image(jaffe_dir / name))  # some JAFFE TIFFs decode as RGB, some as gray
-        crop = crop_face(gray, face.box, predictor.detector.margin)
+        crop = framed_crop(gray, face.box, predictor.detector.margin, FaceAligner())[0]
         assert np.array_equal(face.crop, crop)
         with torch.inference_mode():
             expected = net(to_model_input(torch.from_numpy(crop)[None, None])).softmax(1)[0].numpy()
@@ -121,7 +123,8 @@ def test_rows_one_per_face_plus_a_reason_row_for_each_failed_file(predictor, pho
 def test_other_detectors_plug_in(tiny_weights, jaffe_dir):
     haar = Predictor.from_checkpoint(tiny_weights, detector=HaarDetector())
     faces = haar.predict(jaffe_dir / PHOTOS[0])
-    assert len(faces) == 1 and isinstance(Predictor.from_checkpoint(tiny_weights).detector, DlibDetector)
+    default = Predictor.from_checkpoint(tiny_weights).detector  # dlib inside the face-crop fallback
+    assert len(faces) == 1 and isinstance(default, FaceFinder) and isinstance(default.detector, DlibDetector)
 
 
 def test_predict_script_writes_csv_annotations_and_table(tiny_weights, photo_dir, tmp_path):

@@ -219,3 +219,31 @@ def load_ferplus(
         classes=CLASS_SETS[classes],
         votes=result.distributions[keep],
     )
+
+
+def load_fer2013_with_votes(
+    votes_path: str | Path,
+    fer2013_path: str | Path,
+    drop_single_votes: bool = True,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+) -> FERArrays:
+    """Every FER2013 face with its FER2013 label, plus its FER+ vote distribution over FER2013's seven classes
+    as ``votes`` (soft targets beside the labels: ``data=fer2013_votes``). A face whose annotators named none
+    of the seven (contempt, unknown, not a face) gets its FER2013 label as a one-hot distribution, so no face
+    is dropped and PublicTest/PrivateTest stay FER2013's own protocol."""
+    votes = read_votes(votes_path)
+    faces = load_fer2013_csv(fer2013_path, cache_dir, use_cache)
+    check_alignment(votes, faces)
+    result = label_votes(votes.votes, votes.splits, "majority", "fer2013", drop_single_votes)
+    distributions = result.distributions.copy()
+    empty = distributions.sum(1) == 0
+    distributions[empty] = np.eye(len(CLASS_SETS["fer2013"]), dtype=np.float32)[faces.labels[empty]]
+    log.info(
+        "FER+ vote distributions for %d faces (%d without a FER2013-class vote: their label)",
+        len(faces),
+        int(empty.sum()),
+    )
+    return FERArrays(
+        faces.images, faces.labels, faces.splits, str(votes.path), CLASS_SETS["fer2013"], distributions
+    )

@@ -117,3 +117,102 @@ class AlbumentationsAugment:
         a resumed run's restored state would reach."""
         self.transform.set_random_seed(int(torch.randint(1 << 31, ()).item()))
         return np.stack([self(image) for image in images])
+
+
+class PhotoAugment(BatchAugment):
+    """:class:`BatchAugment` plus the damage real photos carry and FER2013's faces mostly do not: exposure
+    (gamma, contrast, brightness), low resolution (shrunk and blown up again, as a small face in a phone or
+    web photo is), blur, sensor noise and JPEG compression. Each is drawn per face with its probability.
+
+    Why: the network meets photos through a detector and a resize to 48x48; a face that was 40 px in the
+    photo, or saved at JPEG quality 30, looks nothing like FER2013's clean crops (docs/results.md, "Training
+    for photos", has the measured effect). Runs on the batch's device except JPEG, which torchvision codes on
+    the CPU.
+    """
+
+    def __init__(
+        self,
+        *args,
+        exposure_p: float = 0.5,
+        gamma: tuple[float, float] = (0.6, 1.6),
+        contrast: tuple[float, float] = (0.6, 1.4),
+        brightness: float = 30.0,
+        lowres_p: float = 0.3,
+        lowres_sides: tuple[int, ...] = (16, 20, 24, 32, 40),
+        blur_p: float = 0.2,
+        blur_sigma: tuple[float, float] = (0.3, 1.5),
+        noise_p: float = 0.2,
+        noise_sigma: float = 8.0,
+        jpeg_p: float = 0.3,
+        jpeg_quality: tuple[int, int] = (20, 90),
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.exposure_p, self.gamma, self.contrast = exposure_p, tuple(gamma), tuple(contrast)
+        self.brightness, self.lowres_p, self.lowres_sides = brightness, lowres_p, tuple(lowres_sides)
+        self.blur_p, self.blur_sigma = blur_p, tuple(blur_sigma)
+        self.noise_p, self.noise_sigma = noise_p, noise_sigma
+        self.jpeg_p, self.jpeg_quality = jpeg_p, tuple(jpeg_quality)
+
+    def _exposure(self, x: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        n = int(chosen.sum())
+        if n == 0:
+            return x
+        u = torch.rand(n, 3, 1, 1, device=x.device)
+        log_g = math.log(self.gamma[0]) + u[:, 0:1] * (math.log(self.gamma[1]) - math.log(self.gamma[0]))
+        c = self.contrast[0] + u[:, 1:2] * (self.contrast[1] - self.contrast[0])
+        b = (u[:, 2:3] * 2 - 1) * self.brightness
+        y = (x[chosen].clamp(0, 255) / 255).pow(log_g.exp()) * 255
+        mean = y.mean((2, 3), keepdim=True)
+        x = x.clone()
+        x[chosen] = ((y - mean) * c + mean + b).clamp(0, 255)
+        return x
+
+    def _lowres(self, x: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        sides = torch.randint(len(self.lowres_sides), (len(x),), device=x.device)
+        x = x.clone()
+        for i, side in enumerate(self.lowres_sides):
+            pick = chosen & (sides == i)
+            if pick.any():
+                small = F.interpolate(x[pick], size=(side, side), mode="area")
+                x[pick] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        return x
+
+    def _blur(self, x: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        sigma = self.blur_sigma[0] + torch.rand(n, device=x.device) * (
+            self.blur_sigma[1] - self.blur_sigma[0]
+        )
+        taps = torch.arange(-3, 4, device=x.device, dtype=x.dtype)
+        k1 = torch.exp(-(taps.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))
+        k1 = k1 / k1.sum(1, keepdim=True)
+        kernel = (k1.view(n, 7, 1) * k1.view(n, 1, 7)).unsqueeze(1)  # (N, 1, 7, 7), one per face
+        padded = F.pad(x.view(1, n, h, w), (3, 3, 3, 3), mode="replicate")
+        y = F.conv2d(padded, kernel, groups=n).view(n, 1, h, w)
+        return torch.where(chosen.view(-1, 1, 1, 1), y, x)
+
+    def _jpeg(self, x: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        from torchvision.io import decode_jpeg, encode_jpeg
+
+        x = x.clone()
+        low, high = self.jpeg_quality
+        for i in chosen.nonzero().flatten().tolist():
+            face = x[i].clamp(0, 255).round().to(torch.uint8).cpu()
+            quality = int(torch.randint(low, high + 1, ()))
+            x[i] = decode_jpeg(encode_jpeg(face, quality=quality)).to(x.device, x.dtype)
+        return x
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = super().forward(images)
+        n = len(x)
+        u = torch.rand(n, 5, device=x.device)
+        x = self._exposure(x, u[:, 0] < self.exposure_p)
+        x = self._lowres(x, u[:, 1] < self.lowres_p)
+        x = self._blur(x, u[:, 2] < self.blur_p)
+        noisy = (u[:, 3] < self.noise_p).view(-1, 1, 1, 1)
+        x = torch.where(
+            noisy, x + torch.randn_like(x) * self.noise_sigma * torch.rand(n, 1, 1, 1, device=x.device), x
+        )
+        return self._jpeg(x.clamp(0, 255), u[:, 4] < self.jpeg_p)

@@ -213,8 +213,9 @@ def framed_crop(
 ) -> tuple[np.ndarray, bool | None]:
     """The crop the photo pipeline keeps for the face in ``box``, and whether it is aligned (``None``: no
     aligner asked for). Aligned when ``aligner`` finds the eyes, else the detector's box grown by
-    ``margin``."""
+    ``margin`` (a whole-photo fallback box is the crop as it is: its photo already is a face crop)."""
     aligned = aligner.align(gray, box, size) if aligner is not None else None
     if aligned is not None:
         return aligned, True
+    margin = 0.0 if box.source == "fallback" else margin
     return crop_face(gray, box, margin, size), None if aligner is None else False

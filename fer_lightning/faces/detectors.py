@@ -3,16 +3,11 @@
 Backends (Hydra group ``conf/detector/``): ``dlib`` (default), ``haar``, ``none`` here, and ``mtcnn`` in
 :mod:`fer_lightning.faces.mtcnn` (its own module because its package is an optional extra).
 
-Why dlib HOG is the default (``benchmarks/bench_faces.py`` on the 108 JAFFE photos, 2-core CPU; figures in
-``benchmarks/README.md``): every detector finds the face in all 108 photos, so the choice rests on
-- speed: ~170 photos per CPU-second through decode + detect + crop, against ~34 for Haar and ~29 for MTCNN;
-- robustness on harder variants of the same photos: a ~40 px face in a 512 px frame, all three 100 % (dlib
-  thanks to its upsample retry; 0 % without it); tilted 30 degrees, dlib and MTCNN 100 %, Haar 27 %;
-- dependencies: dlib-bin is a project dependency, while facenet-pytorch pins an older torch and can only be an
-  optional extra.
-What it costs: dlib misses faces with half the frame blacked out (1 %, MTCNN 40 %, Haar 65 %), and its boxes
-snap to pyramid scales (box side varies 4.3 % across one subject's photos, Haar 2.7 %, MTCNN 3.7 %). For
-collections with partly hidden faces try ``detector=haar`` or ``detector=mtcnn``.
+Why dlib HOG is the default: on the JAFFE photos every detector finds every face, and dlib is the fastest
+through decode + detect + crop, keeps finding small (thanks to its upsample retry) and tilted faces, and is a
+project dependency (facenet-pytorch pins an older torch, so MTCNN is an optional extra). It misses more partly
+hidden faces than Haar or MTCNN do. ``benchmarks/bench_faces.py`` measures all of this; the figures are in
+``benchmarks/README.md``. The photo tools wrap it in :class:`~fer_lightning.faces.fallback.FaceFinder`.
 
 Every backend: detection runs on a copy downscaled to at most ``max_side`` pixels (speed on camera-size
 photos), boxes are mapped back and the crop is cut from the full-resolution image. The largest face wins.
@@ -52,13 +47,15 @@ __all__ = [
 @dataclass(frozen=True)
 class Box:
     """Axis-aligned face box in pixel coordinates of the image it was found in; ``score`` is
-    backend-specific."""
+    backend-specific; ``source`` says how it was found: ``detected`` by a detector, or ``fallback``, the whole
+    photo taken as the face because it looks like a face crop (:mod:`fer_lightning.faces.fallback`)."""
 
     x: int
     y: int
     w: int
     h: int
     score: float = 1.0
+    source: str = "detected"
 
     @property
     def area(self) -> int:
@@ -71,12 +68,13 @@ class Box:
             round(self.w * factor),
             round(self.h * factor),
             self.score,
+            self.source,
         )
 
     def clipped(self, width: int, height: int) -> Box:
         x0, y0 = max(0, self.x), max(0, self.y)
         x1, y1 = min(width, self.x + self.w), min(height, self.y + self.h)
-        return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0), self.score)
+        return Box(x0, y0, max(0, x1 - x0), max(0, y1 - y0), self.score, self.source)
 
 
 class Faces(NamedTuple):

@@ -39,7 +39,19 @@ def failed_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def columns(classes: Sequence[str]) -> list[str]:
-    return ["path", "face", "x", "y", "w", "h", "label", "confidence", *[f"p_{c}" for c in classes], "reason"]
+    return [
+        "path",
+        "face",
+        "face_source",
+        "x",
+        "y",
+        "w",
+        "h",
+        "label",
+        "confidence",
+        *[f"p_{c}" for c in classes],
+        "reason",
+    ]
 
 
 def face_row(name: str, face: FacePrediction) -> dict[str, Any]:
@@ -47,6 +59,7 @@ def face_row(name: str, face: FacePrediction) -> dict[str, Any]:
     return {
         "path": name,
         "face": face.index,
+        "face_source": box.source,  # detected, or fallback: the whole photo taken as one face crop
         "x": box.x,
         "y": box.y,
         "w": box.w,

@@ -1,6 +1,6 @@
 """The one way the photo scripts (predict, gradcam, video, demo) build their :class:`Predictor` from a config:
-``ckpt_path`` or ``weights``, ``detector``, ``device``, ``align`` and, where the script has them, ``backend``
-and ``batch_size``."""
+``ckpt_path`` or ``weights``, ``detector``, ``device``, ``align`` and, where the script has them, ``backend``,
+``batch_size``, ``tta`` and ``logit_adjustment``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ def predictor_from_config(cfg: DictConfig):
     from fer_lightning.checkpoints import chosen_weights
     from fer_lightning.predict import Predictor
 
-    extra = {key: cfg[key] for key in ("batch_size", "backend") if cfg.get(key) is not None}
+    # tta / logit_adjustment: null keeps what the weights file recommends (meta.inference), if anything
+    keys = ("batch_size", "backend", "tta", "logit_adjustment")
+    extra = {key: cfg[key] for key in keys if cfg.get(key) is not None}
     return Predictor.from_checkpoint(
         chosen_weights(cfg.get("ckpt_path"), cfg.get("weights")),
         instantiate_setting(cfg, "detector"),
