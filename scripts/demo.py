@@ -8,11 +8,12 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.tasks import demo
-
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
 def main(cfg: DictConfig) -> None:
+    # imported here, not at the top: --help and --hydra-help print without loading torch
+    from fer_lightning.tasks import demo
+
     with user_errors():
         demo.run(cfg)
 

@@ -7,11 +7,12 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.tasks import eval as eval_task
-
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> float:
+    # imported here, not at the top: --help and --hydra-help print without loading torch
+    from fer_lightning.tasks import eval as eval_task
+
     with user_errors():
         metrics = eval_task.run(cfg)
     # the first split's accuracy, under its project name even when given as FER2013's Usage (PrivateTest)

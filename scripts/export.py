@@ -7,11 +7,12 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.tasks import export
-
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
+    # imported here, not at the top: --help and --hydra-help print without loading torch
+    from fer_lightning.tasks import export
+
     with user_errors():
         onnx_path, json_path, facts = export.run(cfg)
     print(

@@ -7,11 +7,12 @@ bootstrap(__file__)
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.tasks import soup
-
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="soup")
 def main(cfg: DictConfig) -> None:
+    # imported here, not at the top: --help and --hydra-help print without loading torch
+    from fer_lightning.tasks import soup
+
     with user_errors():
         out, members, metrics = soup.run(cfg)
     print(

@@ -11,12 +11,14 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.experiments.extras import check_extras
-from fer_lightning.experiments.job import run_job
-from fer_lightning.tasks import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # imported here, not at the top: --help and --hydra-help print without loading torch
+    from fer_lightning.experiments.job import run_job
+    from fer_lightning.tasks import train
+
     # result.json in the run folder; in a -m sweep a failed job is recorded and the sweep goes on. The value
     # returned is what Hydra sweepers (e.g. optuna) minimise: the selected checkpoint's PublicTest loss
     with user_errors():

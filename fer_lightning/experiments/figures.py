@@ -26,8 +26,7 @@ def selection_figures(
     trainer: pl.Trainer, model: pl.LightningModule, datamodule: Any, train_img_per_s: float | None
 ) -> dict[str, float]:
     """Best ``val/loss`` (the checkpoint callback's score), the ``val/acc`` of those selected weights
-    (``model`` must hold them: recomputed on the selection split, exact fp32), epochs run, parameter count,
-    training img/s."""
+    (``model`` must hold them), epochs run, parameter count, training img/s."""
     callback = trainer.checkpoint_callback
     score = getattr(callback, "best_model_score", None)
     val_loss = (
@@ -40,9 +39,14 @@ def selection_figures(
         "run/params": float(sum(p.numel() for p in net.parameters())),
         "run/train_img_per_s": float(train_img_per_s) if train_img_per_s else float("nan"),
     }
-    split = getattr(datamodule, "val_splits", ("public",))[0]
-    if hasattr(datamodule, "faces"):
-        images, labels = datamodule.faces(split)
+    if _last_validation_scored_selection(trainer):
+        # the same faces, weights and exact fp32 arithmetic as a recomputation: no second pass over the split
+        figures["selection/val_acc"] = float(trainer.callback_metrics["val/acc"])
+    elif hasattr(datamodule, "faces"):
+        # recomputed on the faces the trainer validated on (exact fp32, as validation_step), and no more:
+        # limit_val_batches, fast_dev_run and overfit_batches bound this pass as they bound validation
+        split = getattr(datamodule, "val_splits", ("public",))[0]
+        images, labels = datamodule.faces(split, validated_faces(trainer, datamodule))
         training = net.training
         logits = predict_logits(net.eval(), images)
         net.train(training)
@@ -50,6 +54,31 @@ def selection_figures(
             float((logits.argmax(1) == labels).float().mean()) if len(labels) else float("nan")
         )
     return figures
+
+
+def _last_validation_scored_selection(trainer: pl.Trainer) -> bool:
+    """Whether the fit's last validation scored the selected weights: the selected checkpoint's score is that
+    validation's ``val/loss`` (one process: under DDP the logged figure includes the sampler's padding)."""
+    score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    metrics = trainer.callback_metrics
+    if score is None or "val/loss" not in metrics or "val/acc" not in metrics or trainer.world_size != 1:
+        return False
+    return float(score) == float(metrics["val/loss"])
+
+
+def validated_faces(trainer: pl.Trainer, datamodule: Any) -> int | None:
+    """How many faces of the selection split (its first, in order: evaluation loaders do not shuffle) one
+    validation of this fit scored, after ``limit_val_batches``, ``fast_dev_run`` and ``overfit_batches``;
+    ``None`` when the count is unknown (an iterable loader of unknown length): the whole split."""
+    batches = trainer.num_val_batches
+    if not batches:  # validation switched off (limit_val_batches=0) or never set up
+        return 0
+    if batches[0] == float("inf"):
+        return None
+    loaders = trainer.val_dataloaders
+    loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
+    size = getattr(loader, "batch_size", None) or getattr(datamodule, "eval_batch_size", None)
+    return None if size is None else int(batches[0]) * int(size)
 
 
 def _short(target: Any) -> str:

@@ -7,9 +7,10 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def bootstrap(script_file: str) -> Path:
@@ -21,7 +22,41 @@ def bootstrap(script_file: str) -> Path:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     quiet_lightning()
     register_resolvers()
+    if HELP_FLAGS & set(sys.argv[1:]):
+        _config_groups_on_demand()
     return root
+
+
+#: the flags on which Hydra prints help and exits; the scripts import their task (and torch) only in main()
+HELP_FLAGS = {"--help", "-h", "--hydra-help"}
+
+
+class _OnDemand:
+    """A text computed only if someone turns it into a string (``string.Template`` does, for the fields that
+    its template names)."""
+
+    def __init__(self, make: Callable[[], str]):
+        self._make = make
+
+    def __str__(self) -> str:
+        return self._make()
+
+
+def _config_groups_on_demand() -> None:
+    """Hydra's help lists every config group twice (the app's and its own), scanning the config repository
+    once per group, before it looks at the template: most of what ``--help`` costs, although the templates in
+    conf/hydra print neither list (each names its script's groups itself). List them only when printed."""
+    from hydra._internal.hydra import Hydra
+
+    listing = Hydra.format_config_groups
+    if getattr(listing, "on_demand", False):
+        return
+
+    def format_config_groups(self: Hydra, predicate: Callable[[str], bool], compact: bool = True) -> Any:
+        return _OnDemand(lambda: listing(self, predicate, compact))
+
+    format_config_groups.on_demand = True  # type: ignore[attr-defined]
+    Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
 
 
 def _not_a_tip(record: logging.LogRecord) -> bool:
