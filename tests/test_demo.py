@@ -335,7 +335,7 @@ def test_the_page_in_a_browser(browser, server, predictor, jaffe_dir, tmp_path):
     assert page.status().startswith("Upload a photo")
 
     # a real JAFFE photo straight from the data folder (a TIFF: the browser cannot show it, the server can)
-    status = page.upload(jaffe_dir / SINGLE, until="found (detector: dlib)", faces=1)
+    status = page.upload(jaffe_dir / SINGLE, until="found (detector: finder)", faces=1)
     want = predictor.predict(jaffe_dir / SINGLE)[0]
     assert page.labels() == [want.label]
     assert status.startswith("1 face found") and f"face 1: {want.label} {want.confidence:.0%}" in status
@@ -343,7 +343,7 @@ def test_the_page_in_a_browser(browser, server, predictor, jaffe_dir, tmp_path):
     # two faces in one photo: one box, one label and one Grad-CAM strip each, in the predictor's order
     page.clear()
     photo = two_faces_png(jaffe_dir, tmp_path)
-    status = page.upload(photo, until="found (detector: dlib)", faces=2)
+    status = page.upload(photo, until="found (detector: finder)", faces=2)
     assert status.startswith("2 faces found")
     faces = predictor.predict(photo)
     assert page.labels() == [f.label for f in faces]
