@@ -10,11 +10,11 @@ pipeline's (first row) — the evidence a faster detector setting would need bef
 Network: the shipped weights.
 
 Rows: the default pipeline as ``scripts/predict.py`` and ``Predictor.from_pretrained()`` run it (detector
-``finder``, eye alignment, the ``photos`` weights with their hflip TTA and prior correction), with torch and with
-ONNX Runtime; then the earlier pipeline with the FER2013 weights and no alignment (dlib HOG at upsample 0 with a
-retry at 1) with torch and ONNX Runtime, and detector variants of it with ONNX Runtime: dlib at upsample 1 (finds
-faces down to ~40 px, 4x the pixels to scan), dlib scanning a copy at most 192 or 160 px on its longest side
-(``detector.max_side``; the crop still comes from the full photo), and OpenCV's Haar cascade.
+``finder``, eye alignment, the ``photos`` weights with their hflip TTA and prior correction), with torch and
+with ONNX Runtime; then the earlier pipeline with the FER2013 weights and no alignment (dlib HOG at upsample 0
+with a retry at 1) with torch and ONNX Runtime, and detector variants of it with ONNX Runtime: dlib at
+upsample 1 (finds faces down to ~40 px, 4x the pixels to scan), dlib scanning a copy at most 192 or 160 px on
+its longest side (``detector.max_side``; the crop still comes from the full photo), and OpenCV's Haar cascade.
 
     python benchmarks/bench_latency.py [--repeats 5] [--quick]
 
@@ -146,7 +146,11 @@ def main() -> None:
                 Predictor.from_pretrained(backend=backend)
                 if detector is None
                 else Predictor(
-                    runtime if backend == "onnxruntime" else net, classes, detector, backend=backend, aligner=None
+                    runtime if backend == "onnxruntime" else net,
+                    classes,
+                    detector,
+                    backend=backend,
+                    aligner=None,
                 ),
             )
             for backend, name, detector in rows()

@@ -21,7 +21,9 @@ from tests.conftest import assert_one_line_error, run_script
 
 @pytest.fixture(scope="module")
 def torch_predictor() -> Predictor:
-    return Predictor.from_checkpoint(None, device="cpu", aligner=None)  # the FER2013 weights, detector's crops
+    return Predictor.from_checkpoint(
+        None, device="cpu", aligner=None
+    )  # the FER2013 weights, detector's crops
 
 
 @pytest.fixture(scope="module")
