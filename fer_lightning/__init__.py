@@ -10,6 +10,11 @@ from __future__ import annotations
 from importlib import import_module
 
 from fer_lightning.emotions import EMOTIONS
+from fer_lightning.utils.runtime import register_resolvers
+
+# the configs' own resolvers (${class_count:...}, ${pid:}, ...): with them registered, Hydra's compose API works
+# on conf/ straight after `import fer_lightning`, as in a notebook or a test
+register_resolvers()
 
 _LAZY = {
     "FERDataModule": "fer_lightning.data.datamodule",

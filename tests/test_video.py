@@ -153,6 +153,8 @@ def test_sources_fail_with_a_clear_reason(tmp_path, video):
         (tmp_path / "empty.mp4", "the file is empty"),
         (tmp_path / "notes.mp4", "not a video OpenCV can decode"),
         (7, "camera 7 could not be opened"),
+        (-1, "camera indexes start at 0"),  # OpenCV's "any camera": its V4L2 backend crashes on it
+        ("-1", "camera indexes start at 0"),
     ):
         with pytest.raises(InputError, match=reason):
             open_video(source)

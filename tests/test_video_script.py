@@ -98,3 +98,10 @@ def test_bad_input_is_one_error_line_and_no_outputs(tmp_path, make_input, messag
         "video", message.format(source), f"input={source}", "annotate=true", f"paths.log_dir={log_dir}"
     )
     assert no_outputs(log_dir) == []
+
+
+def test_a_negative_camera_index_is_one_line_not_a_crash():
+    """OpenCV users pass -1 for "any camera"; cv2.VideoCapture(-1) ended the process with a segfault."""
+    from tests.conftest import assert_one_line_error
+
+    assert_one_line_error("video", "error: input=-1: camera indexes start at 0", "input=-1")

@@ -33,7 +33,8 @@ class FaceFinder(FaceDetector):
     ``pad``: edge pixels added per side, as a fraction of the longer side; ``retry_side``: the padded photo's
     longer side is enlarged to at least this many pixels; ``crop_side``: photos whose shorter side is at most
     this are face-crop sized (``0`` turns the fallback off); ``max_aspect``: longer over shorter side at most;
-    ``min_contrast``: the gray levels' standard deviation at least (a blank image is not a face).
+    ``min_contrast``: the gray levels' standard deviation at least (a blank image is not a face); ``min_face``:
+    a face found by the retry must span at least this fraction of the photo's shorter side.
     """
 
     name = "finder"
@@ -49,6 +50,7 @@ class FaceFinder(FaceDetector):
         evidence_score: float = -0.8,
         max_aspect: float = 1.6,
         min_contrast: float = 10.0,
+        min_face: float = 0.3,
     ) -> None:
         self.detector = detector if detector is not None else DlibDetector()
         super().__init__(self.detector.margin, self.detector.max_side)
@@ -62,6 +64,7 @@ class FaceFinder(FaceDetector):
         self.pad, self.retry_side, self.crop_side = float(pad), int(retry_side), int(crop_side)
         self.max_aspect, self.min_contrast = float(max_aspect), float(min_contrast)
         self.thumbnail_side, self.evidence_score = int(thumbnail_side), float(evidence_score)
+        self.min_face = float(min_face)
         self.needs_color = self.detector.needs_color or self.second.needs_color
 
     def _params(self) -> dict[str, Any]:
@@ -75,10 +78,13 @@ class FaceFinder(FaceDetector):
             "evidence_score": self.evidence_score,
             "max_aspect": self.max_aspect,
             "min_contrast": self.min_contrast,
+            "min_face": self.min_face,
         }
 
-    def _load(self) -> None:
-        return None
+    def _load(self) -> Any:
+        import dlib  # the face score of the fallback's evidence check; loaded on first use, never pickled
+
+        return dlib.get_frontal_face_detector()
 
     def _find(self, image: np.ndarray) -> list[Box]:  # detect() is overridden: the wrapped detectors scan
         raise NotImplementedError
@@ -127,7 +133,10 @@ class FaceFinder(FaceDetector):
                     for b in found
                 ]
                 boxes = [b.clipped(width, height) for b in back]
-                return [b for b in boxes if b.w > 1 and b.h > 1], padded
+                # a crop's face fills much of it: a small hit in a retry that found nothing at first is noise
+                boxes = [b for b in boxes if min(b.w, b.h) >= self.min_face * min(width, height)]
+                if boxes:
+                    return boxes, padded
         return [], padded
 
     def looks_like_one_face(self, gray: np.ndarray, padded: np.ndarray) -> bool:
@@ -144,9 +153,5 @@ class FaceFinder(FaceDetector):
 
     def face_score(self, gray: np.ndarray) -> float:
         """dlib's best frontal-face score anywhere in ``gray`` at 2x (``-inf``: no window came close)."""
-        import dlib
-
-        if not hasattr(self, "_dlib"):
-            self._dlib = dlib.get_frontal_face_detector()
-        _, scores, _ = self._dlib.run(gray, 1, self.evidence_score)
+        _, scores, _ = self.model.run(gray, 1, self.evidence_score)
         return max(scores, default=float("-inf"))

@@ -46,7 +46,9 @@ def camera_index(source: str | int | Path) -> int | None:
     if isinstance(source, int):
         return source
     text = str(source).strip()
-    return int(text) if text.isdigit() else None
+    return (
+        int(text) if text.lstrip("-").isdigit() and text.count("-") <= 1 and not text.endswith("-") else None
+    )
 
 
 class VideoSource:
@@ -154,6 +156,11 @@ def open_video(source: str | int | Path) -> VideoSource:
     without a frame, and a camera that does not open or gives no frame.
     """
     index = camera_index(source)
+    if index is not None and index < 0:  # OpenCV's "any camera" -1 crashes its V4L2 backend: never pass it on
+        raise InputError(
+            f"input={source}: camera indexes start at 0 (OpenCV's -1 for 'any camera' is not supported); "
+            "give input=0 for the first camera"
+        )
     if index is not None:
         return _open_camera(index)
     path = Path(str(source)).expanduser()
