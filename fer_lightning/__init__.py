@@ -12,8 +12,8 @@ from importlib import import_module
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.utils.runtime import register_resolvers
 
-# the configs' own resolvers (${class_count:...}, ${pid:}, ...): with them registered, Hydra's compose API works
-# on conf/ straight after `import fer_lightning`, as in a notebook or a test
+# the configs' own resolvers (${class_count:...}, ${pid:}, ...): with them registered, Hydra's compose API
+# works on conf/ straight after `import fer_lightning`, as in a notebook or a test
 register_resolvers()
 
 _LAZY = {

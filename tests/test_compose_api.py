@@ -1,5 +1,5 @@
-"""Hydra's compose API on the project's configs, as a notebook uses it: `import fer_lightning` is all the set-up
-the configs' resolvers need."""
+"""Hydra's compose API on the project's configs, as a notebook uses it: `import fer_lightning` is all the
+set-up the configs' resolvers need."""
 
 from __future__ import annotations
 

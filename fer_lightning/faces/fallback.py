@@ -33,8 +33,8 @@ class FaceFinder(FaceDetector):
     ``pad``: edge pixels added per side, as a fraction of the longer side; ``retry_side``: the padded photo's
     longer side is enlarged to at least this many pixels; ``crop_side``: photos whose shorter side is at most
     this are face-crop sized (``0`` turns the fallback off); ``max_aspect``: longer over shorter side at most;
-    ``min_contrast``: the gray levels' standard deviation at least (a blank image is not a face); ``min_face``:
-    a face found by the retry must span at least this fraction of the photo's shorter side.
+    ``min_contrast``: the gray levels' standard deviation at least (a blank image is not a face);
+    ``min_face``: a face found by the retry must span at least this fraction of the photo's shorter side.
     """
 
     name = "finder"
