@@ -29,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from common import DATA_DIR, ROOT
 
 from fer_lightning.data.fer2013 import load_fer2013_csv
@@ -37,18 +38,14 @@ from fer_lightning.emotions import EMOTIONS, SPLITS
 from fer_lightning.faces.detectors import DlibDetector, read_image, to_gray
 from fer_lightning.faces.labels import RegexLabels
 
-JAFFE_RULE = RegexLabels(
-    r"^[A-Za-z]+\.(?P<label>[A-Za-z]{2})\d*\.",
-    {
-        "AN": "angry",
-        "DI": "disgust",
-        "FE": "fear",
-        "HA": "happy",
-        "SA": "sad",
-        "SU": "surprise",
-        "NE": "neutral",
-    },
-)
+
+def jaffe_rule() -> RegexLabels:
+    """The project's JAFFE file-name rule, read from conf/labels/jaffe.yaml (its one home)."""
+    spec = yaml.safe_load((ROOT / "conf" / "labels" / "jaffe.yaml").read_text())
+    return RegexLabels(spec["pattern"], spec["codes"], spec["match_on"])
+
+
+JAFFE_RULE = jaffe_rule()
 SETS = ("jaffe-crops", "crops-public", "wild-public", "crops-private", "wild-private", "no-face")
 
 

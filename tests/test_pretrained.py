@@ -6,22 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fer_lightning.checkpoints import DEFAULT_PHOTO_MODEL, PRETRAINED, chosen_weights, resolve_checkpoint
 from fer_lightning.emotions import EMOTIONS
 from fer_lightning.errors import ConfigError, InputError
 from fer_lightning.predict import Predictor
-from tests.conftest import assert_one_line_error, run_script
-
-JAFFE_CODES = {
-    "AN": "angry",
-    "DI": "disgust",
-    "FE": "fear",
-    "HA": "happy",
-    "SA": "sad",
-    "SU": "surprise",
-    "NE": "neutral",
-}
+from tests.conftest import ROOT, assert_one_line_error, run_script
 
 
 def test_the_shipped_weights_exist_and_carry_their_classes():
@@ -82,8 +73,9 @@ def test_the_photos_weights_reproduce_their_recorded_jaffe_dev_figure(jaffe_dir)
     from fer_lightning.faces.align import FaceAligner
     from fer_lightning.faces.labels import RegexLabels
 
+    spec = yaml.safe_load((ROOT / "conf" / "labels" / "jaffe.yaml").read_text())  # labels=jaffe, its one home
     meta = torch.load(PRETRAINED["photos"], weights_only=True)["meta"]
-    rule = RegexLabels(r"^[A-Za-z]+\.(?P<label>[A-Za-z]{2})\d*\.", JAFFE_CODES)
+    rule = RegexLabels(spec["pattern"], spec["codes"], spec["match_on"])
     photos = sorted(jaffe_dir.glob("*.tiff"))
     faces = Predictor.from_pretrained(device="cpu", aligner=FaceAligner()).predict_many(photos)
     right = sum(bool(f) and f[0].label == EMOTIONS[rule(Path(p.name))[0]] for p, f in zip(photos, faces))
