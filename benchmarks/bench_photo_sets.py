@@ -30,26 +30,20 @@ from fer_lightning.data.fer2013 import load_fer2013_csv
 from fer_lightning.data.ferplus import label_votes, read_votes
 from fer_lightning.emotions import EMOTIONS, SPLITS, canonical_emotion
 from fer_lightning.faces.align import FaceAligner
-from fer_lightning.faces.detectors import DlibDetector, read_image
+from fer_lightning.faces.detectors import DlibDetector
 from fer_lightning.faces.fallback import FaceFinder
 from fer_lightning.faces.walk import find_photos
 from fer_lightning.inference import predict_log_probs
 from fer_lightning.inference import class_log_prior
 from fer_lightning.predict import Predictor
 
-SETS: list[Path] = []  # the --sets folder of this run
 
-
-def sets_dir() -> Path:
-    return SETS[-1] if SETS else ROOT / "outputs" / "photo_sets"
-
-
-def photo_set(name: str) -> tuple[Path, list[tuple[Path, int]]]:
+def photo_set(name: str, sets: Path) -> tuple[Path, list[tuple[Path, int]]]:
     """(folder, [(photo, label)]) of jaffe-dev (labels from file names) or a derived set (folder names)."""
     if name == "jaffe-dev":
         folder = DATA_DIR / "jaffe-dev"
         return folder, [(p, photo_sets.JAFFE_RULE(Path(p.name))[0]) for p in sorted(folder.glob("*.tiff"))]
-    folder = sets_dir() / name
+    folder = sets / name
     photos, _ = find_photos(folder, None)
     label = {name: i for i, name in enumerate(EMOTIONS)} | {"none": -1}  # no-face/none/: no face to find
     return folder, [(folder / p.rel, label[p.rel.parts[0]]) for p in photos]
@@ -61,7 +55,7 @@ def face_crops(
     """The largest face's 48x48 crop of each photo (zeros where none), its label, and how it was found."""
     crops, labels, sources = [], [], []
     for path, label in items:
-        image, bgr = predictor.load_image(read_image(path), "rgb" if read_image(path).ndim == 3 else "gray")
+        image, bgr = predictor.load_image(path)  # decoded once, as RGB or gray
         boxes, found = predictor.detect(image, bgr)
         crops.append(found[0] if found else np.zeros((48, 48), np.uint8))
         labels.append(label)
@@ -69,12 +63,14 @@ def face_crops(
     return np.stack(crops), np.array(labels), sources
 
 
-def cached_crops(pipeline: Predictor, name: str, detector: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def cached_crops(
+    pipeline: Predictor, name: str, detector: str, sets: Path
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """:func:`face_crops` of a set, kept in ``<sets>/<name>.<detector>.npz`` while its file list and the
     pipeline's settings are unchanged (scoring many weights then costs no detection)."""
-    items = photo_set(name)[1]
+    items = photo_set(name, sets)[1]
     key = repr(([str(p) for p, _ in items], pipeline.detector.settings(), pipeline.aligner.settings()))
-    path = sets_dir() / f"{name}.{detector}.npz"
+    path = sets / f"{name}.{detector}.npz"
     if path.is_file():
         data = np.load(path, allow_pickle=False)
         if str(data["key"]) == key:
@@ -132,7 +128,6 @@ def main(argv: list[str] | None = None) -> dict:
         "--sitters", nargs="+", help="score only these JAFFE sitters (e.g. KR MK: those a run left out)"
     )
     args = parser.parse_args(argv)
-    SETS.append(args.sets)
     if not (args.sets / "manifest.json").is_file():
         photo_sets.main(["--out", str(args.sets)])
     detector = FaceFinder() if args.detector == "finder" else DlibDetector()
@@ -142,9 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
         names += ["crops-private", "wild-private"]
     sets = {}
     for name in names:
-        crops, labels, sources = cached_crops(pipeline, name, args.detector)
+        crops, labels, sources = cached_crops(pipeline, name, args.detector, args.sets)
         if args.sitters and name.startswith("jaffe"):
-            keep = np.array([p.name.split(".")[0] in args.sitters for p, _ in photo_set(name)[1]])
+            keep = np.array([p.name.split(".")[0] in args.sitters for p, _ in photo_set(name, args.sets)[1]])
             crops, labels, sources = crops[keep], labels[keep], [s for s, k in zip(sources, keep) if k]
         found = np.array([s != "none" for s in sources])
         sets[name] = (crops, labels, found)
@@ -152,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{name}: {found.sum()}/{len(found)} faces ({sources.count('fallback')} fallback)",
             file=sys.stderr,
         )
-    _, _, sources = cached_crops(pipeline, "no-face", args.detector)
+    _, _, sources = cached_crops(pipeline, "no-face", args.detector, args.sets)
     false_faces = {"images": len(sources), **{k: sources.count(k) for k in ("detected", "fallback")}}
     print(f"no-face: faces found in {false_faces} (each a false face)", file=sys.stderr)
     fer = {} if args.no_fer else fer_private()
